@@ -1,0 +1,173 @@
+"""The ``facemotion`` command line: argument parsing only; the work lives in the packages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facemotion import __version__
+
+EXPORT_FORMATS = ("npz", "glb", "usd", "csv", "obj", "ply", "mp4")
+
+
+def _export(args) -> int:
+    from facemotion.export import export_file
+
+    out = export_file(args.input, to=args.to, output=args.output, audio=args.audio,
+                      with_vertices=args.with_vertices, size=args.size)
+    print(out)
+    return 0
+
+
+def _render(args) -> int:
+    args.to = "mp4"
+    return _export(args)
+
+
+def _synth(args) -> int:
+    from facemotion.synth import generate_corpus
+
+    generate_corpus(out=args.out, hours=args.hours, workers=args.workers, seed=args.seed,
+                    fps=args.fps)
+    return 0
+
+
+def _train(args) -> int:
+    from facemotion.recipes import train
+
+    train(recipe=args.recipe, data=args.data, out=args.out, max_steps=args.max_steps,
+          batch_size=args.batch_size, resume=not args.no_resume, config=args.config,
+          audio_model_dir=args.audio_model_dir, accelerator=args.accelerator,
+          devices=args.devices)
+    return 0
+
+
+def _generate(args) -> int:
+    from facemotion.api import generate_command
+
+    return generate_command(args)
+
+
+def _style(args) -> int:
+    from facemotion.api import style_command
+
+    return style_command(args)
+
+
+def _bench(args) -> int:
+    from facemotion.api import bench_command
+
+    return bench_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``facemotion`` command (all subcommands)."""
+    p = argparse.ArgumentParser(
+        prog="facemotion",
+        description="Speech in, 3D facial animation out (blendshapes, head pose, meshes, video).",
+    )
+    p.add_argument("--version", action="version", version=f"facemotion {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="animate a speech recording with a trained model",
+                       description="Animate SPEECH (wav, flac, ogg, mp3) and write every requested "
+                                   "format into OUTDIR. The seed is printed so a run can be repeated.")
+    g.add_argument("speech", type=Path, help="speech recording")
+    g.add_argument("-o", "--out", type=Path, default=Path("out"), help="output directory (default: out)")
+    g.add_argument("--model", default="default",
+                   help="'default' (shipped model) or a checkpoint path (.pt)")
+    g.add_argument("--style", type=Path, help="style vector (.npz from `facemotion style`)")
+    g.add_argument("--style-clip", type=Path,
+                   help="reference motion (.npz with blendshapes/head_rotation) to take the style from")
+    g.add_argument("--seed", type=int, help="random seed (default: drawn and printed)")
+    g.add_argument("--num-samples", type=int, default=1, help="samples to draw (default: 1)")
+    g.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    g.add_argument("--w-audio", type=float, help="audio guidance scale w_a (DiffPoseTalk eq. 10)")
+    g.add_argument("--w-style", type=float, help="style guidance scale w_s (DiffPoseTalk eq. 10)")
+    g.add_argument("--formats", default="npz,glb,csv,usd,mp4",
+                   help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS))
+    g.add_argument("--with-vertices", action="store_true",
+                   help="also store vertices, faces and landmarks in the .npz")
+    g.add_argument("--audio-model-dir", type=Path,
+                   help="local directory of a wav2vec2/HuBERT model (models that use one)")
+    g.set_defaults(func=_generate)
+
+    e = sub.add_parser("export", help="convert an animation .npz to another format",
+                       description="Convert INPUT.npz (as written by `facemotion generate`) to "
+                                   "npz, glb, usd, csv (ARKit Live Link Face), obj/ply sequences or mp4.")
+    e.add_argument("input", type=Path, help="animation .npz")
+    e.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="output format")
+    e.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with the new suffix)")
+    e.add_argument("--audio", type=Path, help="speech to mux into the video")
+    e.add_argument("--with-vertices", action="store_true",
+                   help="npz: also store vertices, faces and landmarks")
+    e.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
+    e.set_defaults(func=_export)
+
+    r = sub.add_parser("render", help="render an animation .npz to mp4 (same as export --to mp4)")
+    r.add_argument("input", type=Path, help="animation .npz")
+    r.add_argument("-o", "--output", type=Path, help="output .mp4 (default: INPUT.mp4)")
+    r.add_argument("--audio", type=Path, help="speech to mux into the video")
+    r.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
+    r.set_defaults(func=_render, with_vertices=False)
+
+    s = sub.add_parser("synth", help="generate a synthetic talking-face corpus from text (TTS)",
+                       description="Generate paired speech/animation clips for the built-in head "
+                                   "into a native dataset. Resumes where an interrupted run stopped.")
+    s.add_argument("--hours", type=float, required=True, help="hours of speech to generate")
+    s.add_argument("--out", type=Path, required=True, help="dataset directory")
+    s.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU count)")
+    s.add_argument("--seed", type=int, default=0, help="corpus seed (default: 0)")
+    s.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default: 25)")
+    s.set_defaults(func=_synth)
+
+    t = sub.add_parser("train", help="train a recipe on a native dataset (resumes from the last checkpoint)")
+    t.add_argument("--recipe", default="diffposetalk", help="recipe name (default: diffposetalk)")
+    t.add_argument("--data", type=Path, required=True, help="native dataset directory")
+    t.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory")
+    t.add_argument("--max-steps", type=int, default=None, help="optimizer steps")
+    t.add_argument("--batch-size", type=int, default=None, help="batch size")
+    t.add_argument("--config", type=Path, help="JSON file overriding the recipe's config")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory")
+    t.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
+    t.add_argument("--devices", default="auto", help="Lightning devices")
+    t.set_defaults(func=_train)
+
+    st = sub.add_parser("style", help="extract a speaking-style vector from a reference clip")
+    st.add_argument("clip", type=Path, help="reference motion .npz (blendshapes, head_rotation)")
+    st.add_argument("-o", "--output", type=Path, required=True, help="style .npz to write")
+    st.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    st.set_defaults(func=_style)
+
+    b = sub.add_parser("bench", help="real-time factor of generation for 10 s and 60 s of speech")
+    b.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    b.add_argument("--durations", default="10,60", help="comma-separated seconds (default: 10,60)")
+    b.add_argument("--formats", default="npz,glb,csv,usd,mp4", help="formats to export in the timing")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``facemotion`` console script; returns the exit status.
+
+    Errors a user can fix (a missing file, a file that is not audio, ...) are raised by the
+    packages as :class:`facemotion.errors.FacemotionError` and printed as one line.
+    """
+    from facemotion.errors import FacemotionError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FacemotionError as exc:
+        print(f"facemotion: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
