@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system.sh
+$(STAMP): pyproject.toml scripts/install-system.sh package.json
 	scripts/install-system.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch pinned in the same command as its dependants: 2.13.0 is the local CPU wheel
 	$(VENV)/bin/pip install torch==2.13.0 -e ".[all]"
 	# pyrender pins PyOpenGL 3.1.0, which lacks OSMesa support
 	$(VENV)/bin/pip install "PyOpenGL==3.1.10"
+	# Khronos glTF validator (npm) for the GLB export tests
+	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
 demo: setup

@@ -1,0 +1,301 @@
+"""Phone segmentation (pocketsphinx phone loop) and forced alignment, plus viseme classes.
+
+Phones are CMU/ARPAbet symbols without stress digits; silences and fillers are ``"SIL"``.
+Both decoders need 16 kHz mono input (``facemotion.audio.io.load_audio`` gives that).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from facemotion.audio.io import SAMPLE_RATE
+from facemotion.errors import AudioError
+
+PHONES: tuple[str, ...] = (
+    "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G",
+    "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
+    "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)
+"""The 39 ARPAbet phones of the pocketsphinx en-us model, preceded by ``"SIL"``."""
+
+PHONE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PHONES)}
+
+VISEME_CLASSES: dict[str, tuple[str, ...]] = {
+    "silence": ("SIL",),
+    "bilabial": ("P", "B", "M"),
+    "labiodental": ("F", "V"),
+    "dental": ("TH", "DH"),
+    "rounded": ("UW", "OW", "W", "UH", "AO", "OY", "ER", "R"),
+    "open": ("AA", "AE", "AH", "AW", "AY", "EH"),
+    "spread": ("IY", "IH", "EY", "Y"),
+    "postalveolar": ("SH", "ZH", "CH", "JH"),
+    "alveolar": ("T", "D", "N", "L", "S", "Z"),
+    "velar": ("K", "G", "NG", "HH"),
+}
+"""Viseme classes (mouth shapes) → phones; every phone of ``PHONES`` is in exactly one class."""
+
+VISEMES: tuple[str, ...] = tuple(VISEME_CLASSES)
+_PHONE_VISEME = {p: v for v, phones in VISEME_CLASSES.items() for p in phones}
+
+EXTRA_PRONUNCIATIONS: dict[str, str] = {
+    "aligner": "AH L AY N ER",
+    "yknow": "Y AH N OW",
+    "poofy": "P UW F IY",
+    "pooty": "P UW T IY",
+    "puddy": "P AH D IY",
+}
+"""Words missing from pocketsphinx's cmudict that the test recordings need."""
+
+_FRAME_RATE = 100.0  # pocketsphinx frames per second (-frate default)
+_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass(frozen=True)
+class PhoneSegment:
+    """One phone: ARPAbet symbol without stress (``"SIL"`` for silence), times in seconds.
+
+    ``word`` is the word it belongs to (forced alignment only) and ``confidence`` a score
+    in [0, 1] from the segment's per-frame acoustic score (phone loop only).
+    """
+
+    phone: str
+    start: float
+    end: float
+    word: str | None = None
+    confidence: float | None = None
+
+
+def phone_to_viseme(phone: str) -> str:
+    """Viseme class name (a key of ``VISEME_CLASSES``) of an ARPAbet phone (stress digits allowed).
+
+    Raises:
+        KeyError: unknown phone.
+    """
+    return _PHONE_VISEME[normalize_phone(phone)]
+
+
+def normalize_phone(phone: str) -> str:
+    """``"AH0"`` → ``"AH"``; silences and fillers (``"sil"``, ``"+NSN+"``, ``"<s>"``) → ``"SIL"``."""
+    phone = phone.strip().upper().rstrip("012")
+    return phone if phone in PHONE_INDEX and phone != "SIL" else "SIL"
+
+
+def _model_dir() -> str:
+    import pocketsphinx
+
+    return os.path.join(pocketsphinx.get_model_path(), "en-us")
+
+
+@functools.lru_cache(maxsize=1)
+def _phone_loop_decoder():
+    from pocketsphinx import Decoder
+
+    return Decoder(allphone=os.path.join(_model_dir(), "en-us-phone.lm.bin"), lm=None, bestpath=False,
+                   lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+
+
+@functools.lru_cache(maxsize=1)
+def _align_decoder():
+    from pocketsphinx import Decoder
+
+    return Decoder(lm=None, bestpath=False, loglevel="FATAL")
+
+
+def _to_int16(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono waveform [N], got shape {wave.shape}")
+    return (np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def _split_points(pcm: np.ndarray, chunk_s: float, search_s: float = 2.0) -> list[int]:
+    """Sample indices near every ``chunk_s`` seconds at the quietest 10 ms frame (±``search_s``)."""
+    hop = SAMPLE_RATE // 100
+    points = [0]
+    step, search = int(chunk_s * SAMPLE_RATE), int(search_s * SAMPLE_RATE)
+    while len(pcm) - points[-1] > step + search:
+        lo = points[-1] + step - search
+        window = pcm[lo : lo + 2 * search].astype(np.float32)
+        energy = np.square(window[: len(window) // hop * hop].reshape(-1, hop)).sum(axis=1)
+        points.append(lo + int(np.argmin(energy)) * hop)
+    return points + [len(pcm)]
+
+
+def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
+    """Transcript-free phone segmentation by pocketsphinx all-phone decoding (~0.05× real time).
+
+    Long input is decoded in utterances of about ``chunk_s`` seconds split at the quietest
+    10 ms frame near each boundary. Each segment's ``confidence`` is
+    ``exp(a / 100)`` clipped to [0, 1], ``a`` being its acoustic score per 10 ms frame relative
+    to the best senone score of the frame (pocketsphinx log base 1.0001), so well-matched
+    segments score near 1.
+
+    Args:
+        wave: ``[N]`` float32 waveform, 16 kHz mono.
+        chunk_s: utterance length for long audio, seconds.
+
+    Returns:
+        Contiguous segments covering the waveform, times in seconds.
+    """
+    pcm = _to_int16(wave)
+    decoder = _phone_loop_decoder()
+    logmath = decoder.get_logmath()
+    bounds = _split_points(pcm, chunk_s)
+    segments: list[PhoneSegment] = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        offset = lo / SAMPLE_RATE
+        decoder.start_utt()
+        decoder.process_raw(pcm[lo:hi].tobytes(), full_utt=True)
+        decoder.end_utt()
+        for seg in decoder.seg():
+            frames = seg.end_frame - seg.start_frame + 1
+            score = logmath.log(seg.ascore) / frames if seg.ascore > 0 else -math.inf
+            segments.append(PhoneSegment(
+                normalize_phone(seg.word), offset + seg.start_frame / _FRAME_RATE,
+                offset + (seg.end_frame + 1) / _FRAME_RATE, confidence=float(min(1.0, math.exp(score / 100.0)))))
+    return _merge_silences(segments)
+
+
+def _merge_silences(segments: list[PhoneSegment]) -> list[PhoneSegment]:
+    merged: list[PhoneSegment] = []
+    for seg in segments:
+        if merged and seg.phone == "SIL" and merged[-1].phone == "SIL":
+            prev = merged[-1]
+            merged[-1] = PhoneSegment("SIL", prev.start, seg.end, None, prev.confidence)
+        else:
+            merged.append(seg)
+    return merged
+
+
+def normalize_transcript(text: str) -> list[str]:
+    """Lower-case words of a transcript for alignment.
+
+    Bracketed markup (``[laughter]``, ``<unk>``, ``{noise}``) and punctuation are removed,
+    hyphens split words, apostrophes inside words are kept, digits are spelt one by one.
+    """
+    text = re.sub(r"\[[^\]]*\]|<[^>]*>|\{[^}]*\}", " ", text.lower())
+    words: list[str] = []
+    for token in re.findall(r"[a-z0-9']+", text.replace("-", " ")):
+        for part in re.findall(r"[a-z']+|[0-9]", token):
+            part = part.strip("'")
+            if part:
+                words.append(_DIGITS[int(part)] if part.isdigit() else part)
+    return words
+
+
+# Letter-to-sound fallback: ordered (grapheme, phones) rules, longest match first.
+_LTS_RULES: tuple[tuple[str, str], ...] = (
+    ("tch", "CH"), ("igh", "AY"), ("ough", "AO"), ("tion", "SH AH N"), ("sion", "ZH AH N"),
+    ("ch", "CH"), ("sh", "SH"), ("th", "TH"), ("ph", "F"), ("ng", "NG"), ("ck", "K"), ("qu", "K W"),
+    ("wh", "W"), ("gh", "G"), ("kn", "N"), ("wr", "R"), ("ee", "IY"), ("ea", "IY"), ("ie", "IY"),
+    ("oo", "UW"), ("ou", "AW"), ("ow", "OW"), ("oa", "OW"), ("oi", "OY"), ("oy", "OY"), ("ai", "EY"),
+    ("ay", "EY"), ("ey", "EY"), ("au", "AO"), ("aw", "AO"), ("ew", "UW"), ("er", "ER"), ("ir", "ER"),
+    ("ur", "ER"), ("ar", "AA R"), ("or", "AO R"), ("ll", "L"), ("ss", "S"), ("tt", "T"), ("dd", "D"),
+    ("pp", "P"), ("bb", "B"), ("mm", "M"), ("nn", "N"), ("ff", "F"), ("zz", "Z"), ("rr", "R"), ("gg", "G"),
+    ("a", "AE"), ("b", "B"), ("c", "K"), ("d", "D"), ("e", "EH"), ("f", "F"), ("g", "G"), ("h", "HH"),
+    ("i", "IH"), ("j", "JH"), ("k", "K"), ("l", "L"), ("m", "M"), ("n", "N"), ("o", "AA"), ("p", "P"),
+    ("q", "K"), ("r", "R"), ("s", "S"), ("t", "T"), ("u", "AH"), ("v", "V"), ("w", "W"), ("x", "K S"),
+    ("y", "IY"), ("z", "Z"),
+)
+
+
+def letter_to_sound(word: str) -> str:
+    """Rule-based ARPAbet guess for a word missing from the dictionary (e.g. ``"blorp"`` → ``"B L AO R P"``).
+
+    Greedy longest-match over English spelling rules; a final silent ``e`` is dropped, ``c``
+    before ``e/i/y`` is ``S``, initial ``y`` is ``Y``. Good enough to let alignment proceed.
+
+    Raises:
+        ValueError: the word has no letters.
+    """
+    letters = re.sub(r"[^a-z]", "", word.lower())
+    if not letters:
+        raise ValueError(f"cannot spell out {word!r}: no letters")
+    if len(letters) > 2 and letters.endswith("e") and letters[-2] not in "aeiou":
+        letters = letters[:-1]
+    phones: list[str] = []
+    i = 0
+    while i < len(letters):
+        if letters[i] == "c" and letters[i + 1 : i + 2] in ("e", "i", "y"):
+            phones.append("S")
+            i += 1
+            continue
+        if letters[i] == "y" and i == 0:
+            phones.append("Y")
+            i += 1
+            continue
+        grapheme, sound = next((g, s) for g, s in _LTS_RULES if letters.startswith(g, i))
+        phones.extend(sound.split())
+        i += len(grapheme)
+    return " ".join(phones)
+
+
+def force_align(
+    wave: np.ndarray,
+    text: str,
+    pronunciations: Mapping[str, str] | None = None,
+    name: str = "<audio>",
+) -> list[PhoneSegment]:
+    """Align a transcript to speech with pocketsphinx (~0.07× real time).
+
+    Two passes: word alignment (``set_align_text``), then phone alignment
+    (``set_alignment()``), read with ``get_alignment()``. Words missing from cmudict get
+    their pronunciation from ``pronunciations``, then ``EXTRA_PRONUNCIATIONS``, then
+    ``letter_to_sound``.
+
+    Args:
+        wave: ``[N]`` float32 waveform, 16 kHz mono.
+        text: transcript; markup and punctuation are stripped (``normalize_transcript``).
+        pronunciations: extra ``word → "AH L AY N ER"`` entries (override the dictionary).
+        name: file name used in error messages.
+
+    Returns:
+        Phone segments in seconds with their ``word`` (``None`` for silences).
+
+    Raises:
+        AudioError: empty transcript, or the decoder finds no alignment (speech and
+            transcript do not match, or the audio is too short for the phones).
+    """
+    words = normalize_transcript(text)
+    if not words:
+        raise AudioError(f"{name}: transcript {text!r} has no words to align")
+    decoder = _align_decoder()
+    extra = {**EXTRA_PRONUNCIATIONS, **{k.lower(): v for k, v in (pronunciations or {}).items()}}
+    for word in set(words):
+        pron = extra.get(word)
+        if pron is None and decoder.lookup_word(word) is None:
+            pron = letter_to_sound(word)
+        if pron is not None:
+            decoder.add_word(word, " ".join(normalize_phone(p) for p in pron.split()), update=True)
+    pcm = _to_int16(wave).tobytes()
+    try:
+        decoder.set_align_text(" ".join(words))
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        decoder.set_alignment()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        alignment = decoder.get_alignment()
+    except (RuntimeError, ValueError) as error:
+        raise AudioError(f"{name}: forced alignment failed ({error})") from error
+    segments = []
+    if alignment is not None:
+        for word in alignment:
+            label = None if word.name.startswith("<") else re.sub(r"\(\d+\)$", "", word.name)
+            for phone in word:
+                start = phone.start / _FRAME_RATE
+                segments.append(PhoneSegment(normalize_phone(phone.name), start,
+                                             start + phone.duration / _FRAME_RATE, label))
+    if not any(seg.word for seg in segments):
+        raise AudioError(f"{name}: forced alignment found no path for transcript {' '.join(words)!r} "
+                         "(speech and transcript do not match?)")
+    return _merge_silences(segments)
