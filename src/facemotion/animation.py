@@ -20,32 +20,6 @@ from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 DEFAULT_FORMATS = ("npz", "glb", "csv", "usd", "mp4")
 
 
-def pose_vertices(rig, blendshapes: np.ndarray, head_rotation: np.ndarray) -> np.ndarray:
-    """Vertices of ``rig`` driven by blendshape weights and head rotation.
-
-    ``v = R (neutral + Σ_k w_k deltas_k - pivot) + pivot`` with ``R = Ry(yaw) Rx(pitch) Rz(roll)``
-    about ``rig.neck_pivot``.
-
-    Args:
-        rig: a :class:`facemotion.face.rig.HeadRig` (``neutral [V,3]``, ``deltas [52,V,3]``,
-            ``neck_pivot [3]``), metres.
-        blendshapes: ``[T, 52]`` ARKit weights (ARKit order).
-        head_rotation: ``[T, 3]`` radians ``[pitch, yaw, roll]``.
-
-    Returns:
-        ``[T, V, 3]`` float32 vertex positions in metres.
-    """
-    from facemotion.face.rotation import euler_to_matrix
-
-    w = np.asarray(blendshapes, np.float32)
-    num_vertices = rig.neutral.shape[0]
-    v = rig.neutral[None] + (w @ rig.deltas.reshape(len(ARKIT_BLENDSHAPES), -1)).reshape(
-        len(w), num_vertices, 3)
-    rot = euler_to_matrix(np.asarray(head_rotation, np.float32)).astype(np.float32)
-    pivot = np.asarray(rig.neck_pivot, np.float32)
-    return ((v - pivot) @ rot.transpose(0, 2, 1) + pivot).astype(np.float32)
-
-
 def head_quaternions(head_rotation: np.ndarray) -> np.ndarray:
     """Unit quaternions ``[T, 4]`` (x, y, z, w) of head rotations ``[T, 3]`` radians.
 
@@ -90,8 +64,9 @@ class Animation:
         self.fps = float(self.fps)
         self.audio = Path(self.audio) if self.audio is not None else None
         n = len(ARKIT_BLENDSHAPES)
-        if self.blendshapes.ndim != 2 or self.blendshapes.shape[1] != n or len(self.blendshapes) < 1:
-            raise DataError(f"blendshapes must have shape [T>=1, {n}], got {self.blendshapes.shape}")
+        shape = self.blendshapes.shape
+        if len(shape) != 2 or shape[1] != n or shape[0] < 1:
+            raise DataError(f"blendshapes must have shape [T>=1, {n}], got {shape}")
         if self.head_rotation.shape != (len(self.blendshapes), 3):
             raise DataError(f"head_rotation must have shape [{len(self.blendshapes)}, 3], "
                             f"got {self.head_rotation.shape}")
@@ -111,10 +86,10 @@ class Animation:
         return self.num_frames / self.fps
 
     def vertices(self, rig=None) -> np.ndarray:
-        """Decode to meshes: ``[T, V, 3]`` float32 metres on ``rig`` (default: the built-in head)."""
+        """Decode to meshes: ``[T, V, 3]`` float32 metres on ``rig`` (default: built-in head)."""
         from facemotion.face.rig import load_head_rig
 
-        return pose_vertices(rig or load_head_rig(), self.blendshapes, self.head_rotation)
+        return (rig or load_head_rig()).vertices(self.blendshapes, self.head_rotation)
 
     def save(self, outdir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS,
              stem: str = "animation", with_vertices: bool = False, size: int = 512,

@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default="default", help="'default' or a checkpoint path")
     b.add_argument("--durations", default="10,60", help="comma-separated seconds (default: 10,60)")
     b.add_argument("--formats", default="npz,glb,csv,usd,mp4", help="formats to export in the timing")
+    b.add_argument("--speech", type=Path,
+                   help="recording to loop to each duration (default: the CMU ARCTIC example)")
     b.set_defaults(func=_bench)
     return p
 

@@ -6,11 +6,11 @@ Both decoders need 16 kHz mono input (``facemotion.audio.io.load_audio`` gives t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import re
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -57,7 +57,7 @@ _FRAME_RATE = 100.0  # pocketsphinx frames per second (-frate default)
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PhoneSegment:
     """One phone: ARPAbet symbol without stress (``"SIL"`` for silence), times in seconds.
 
@@ -108,6 +108,16 @@ def _align_decoder():
     return Decoder(lm=None, bestpath=False, loglevel="FATAL")
 
 
+def _add_pronunciation(decoder, word: str, phones: str) -> None:
+    """Add ``word`` (or, if the dictionary has it with other phones, an alternative ``word(k)``)."""
+    k = 1
+    while (known := decoder.lookup_word(word if k == 1 else f"{word}({k})")) is not None:
+        if known == phones:
+            return
+        k += 1
+    decoder.add_word(word if k == 1 else f"{word}({k})", phones, update=True)
+
+
 def _to_int16(wave: np.ndarray) -> np.ndarray:
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
@@ -133,7 +143,7 @@ def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
 
     Long input is decoded in utterances of about ``chunk_s`` seconds split at the quietest
     10 ms frame near each boundary. Each segment's ``confidence`` is
-    ``exp(a / 100)`` clipped to [0, 1], ``a`` being its acoustic score per 10 ms frame relative
+    ``exp(a / 10)`` clipped to [0, 1], ``a`` being its acoustic score per 10 ms frame relative
     to the best senone score of the frame (pocketsphinx log base 1.0001), so well-matched
     segments score near 1.
 
@@ -146,6 +156,7 @@ def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
     """
     pcm = _to_int16(wave)
     decoder = _phone_loop_decoder()
+    decoder.reinit_feat()  # fresh noise and cepstral-mean estimates: results must not depend on earlier calls
     logmath = decoder.get_logmath()
     bounds = _split_points(pcm, chunk_s)
     segments: list[PhoneSegment] = []
@@ -154,12 +165,16 @@ def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
         decoder.start_utt()
         decoder.process_raw(pcm[lo:hi].tobytes(), full_utt=True)
         decoder.end_utt()
+        chunk = []
         for seg in decoder.seg():
             frames = seg.end_frame - seg.start_frame + 1
             score = logmath.log(seg.ascore) / frames if seg.ascore > 0 else -math.inf
-            segments.append(PhoneSegment(
+            chunk.append(PhoneSegment(
                 normalize_phone(seg.word), offset + seg.start_frame / _FRAME_RATE,
-                offset + (seg.end_frame + 1) / _FRAME_RATE, confidence=float(min(1.0, math.exp(score / 100.0)))))
+                offset + (seg.end_frame + 1) / _FRAME_RATE, confidence=float(min(1.0, math.exp(score / 10.0)))))
+        if chunk:  # the last partial 10 ms frame belongs to the last segment
+            chunk[-1] = dataclasses.replace(chunk[-1], end=hi / SAMPLE_RATE)
+        segments.extend(chunk)
     return _merge_silences(segments)
 
 
@@ -168,7 +183,7 @@ def _merge_silences(segments: list[PhoneSegment]) -> list[PhoneSegment]:
     for seg in segments:
         if merged and seg.phone == "SIL" and merged[-1].phone == "SIL":
             prev = merged[-1]
-            merged[-1] = PhoneSegment("SIL", prev.start, seg.end, None, prev.confidence)
+            merged[-1] = dataclasses.replace(prev, end=seg.end)
         else:
             merged.append(seg)
     return merged
@@ -268,13 +283,14 @@ def force_align(
         raise AudioError(f"{name}: transcript {text!r} has no words to align")
     decoder = _align_decoder()
     extra = {**EXTRA_PRONUNCIATIONS, **{k.lower(): v for k, v in (pronunciations or {}).items()}}
-    for word in set(words):
+    for word in sorted(set(words)):
         pron = extra.get(word)
         if pron is None and decoder.lookup_word(word) is None:
             pron = letter_to_sound(word)
         if pron is not None:
-            decoder.add_word(word, " ".join(normalize_phone(p) for p in pron.split()), update=True)
+            _add_pronunciation(decoder, word, " ".join(normalize_phone(p) for p in pron.split()))
     pcm = _to_int16(wave).tobytes()
+    decoder.reinit_feat()
     try:
         decoder.set_align_text(" ".join(words))
         decoder.start_utt()
@@ -286,7 +302,8 @@ def force_align(
         decoder.end_utt()
         alignment = decoder.get_alignment()
     except (RuntimeError, ValueError) as error:
-        raise AudioError(f"{name}: forced alignment failed ({error})") from error
+        raise AudioError(f"{name}: forced alignment found no path through the transcript ({error}); "
+                         "speech and transcript may not match") from error
     segments = []
     if alignment is not None:
         for word in alignment:

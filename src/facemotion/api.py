@@ -1,0 +1,332 @@
+"""The Python entry point (:class:`Animator`) and the handlers of ``facemotion generate``,
+``facemotion style`` and ``facemotion bench``.
+
+>>> from facemotion import Animator
+>>> anim = Animator.from_pretrained("default")
+>>> res = anim.generate("speech.wav", seed=0)        # an Animation
+>>> res.save("out/", formats=["npz", "glb", "csv"])
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facemotion.animation import Animation
+from facemotion.errors import DataError, FacemotionError
+
+BLENDSHAPE_DIM = 55
+"""Width of a BlendshapeSpace motion: 52 ARKit weights, then pitch, yaw, roll (radians)."""
+
+EXAMPLE_SPEECH = Path(__file__).resolve().parents[2] / "examples" / "cmu_arctic_slt_a0009.wav"
+"""The CMU ARCTIC example recording of a source checkout (used by ``facemotion bench``)."""
+
+
+def draw_seed() -> int:
+    """A fresh random seed in ``[0, 2**31)`` (from :mod:`secrets`)."""
+    return secrets.randbelow(2**31)
+
+
+class Animator:
+    """Speech in, :class:`~facemotion.animation.Animation` out, with a trained recipe.
+
+    Build it with :meth:`from_pretrained` (a model shipped in the package) or
+    :meth:`from_checkpoint` (a file written by ``facemotion train``).
+
+    Attributes:
+        recipe: the loaded recipe (``space``, ``fps``, ``default_sampling``, ``audio_features``,
+            ``sample``, ``encode_style``; see :mod:`facemotion.recipes`).
+        checkpoint: the checkpoint file it came from.
+    """
+
+    def __init__(self, recipe, checkpoint: Path | None = None):
+        self.recipe = recipe
+        self.checkpoint = checkpoint
+        if recipe.space.dim != BLENDSHAPE_DIM:
+            raise DataError(f"{checkpoint}: the model's face space ({type(recipe.space).__name__}, "
+                            f"D={recipe.space.dim}) is not the ARKit blendshape space (D=55)")
+
+    @classmethod
+    def from_pretrained(cls, name: str = "default", audio_model_dir: str | Path | None = None,
+                        ) -> "Animator":
+        """Load a model shipped in the package, ``facemotion/pretrained/<name>.pt``.
+
+        Raises:
+            DataError: no such model in the installed package.
+        """
+        folder = resources.files("facemotion") / "pretrained"
+        entry = folder / f"{name}.pt"
+        if not entry.is_file():
+            shipped = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt")) \
+                if folder.is_dir() else []
+            raise DataError(f"{entry}: no pretrained model named {name!r} in this installation "
+                            f"(shipped: {shipped or 'none'}); train one with `facemotion train` "
+                            "and pass its checkpoint path instead")
+        with resources.as_file(entry) as path:
+            return cls.from_checkpoint(path, audio_model_dir)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, audio_model_dir: str | Path | None = None,
+                        ) -> "Animator":
+        """Load a recipe checkpoint (weights, config and normalisation in one ``.pt`` file).
+
+        Args:
+            path: checkpoint file.
+            audio_model_dir: local wav2vec2/HuBERT directory, for models whose audio encoder
+                needs one.
+        Raises:
+            DataError: the file is missing or is not a facemotion checkpoint.
+        """
+        from facemotion.recipes import load_checkpoint
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: checkpoint not found")
+        kwargs = {"audio_model_dir": audio_model_dir} if audio_model_dir is not None else {}
+        return cls(load_checkpoint(path, **kwargs), path)
+
+    @property
+    def fps(self) -> float:
+        """Frame rate of the generated motion (frames per second)."""
+        return float(self.recipe.fps)
+
+    def audio_features(self, wave: np.ndarray):
+        """Audio features ``[T, C]`` (torch) at :attr:`fps` of a 16 kHz waveform ``[N]`` (numpy)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.recipe.audio_features(np.asarray(wave, np.float32))
+
+    def sample(self, features, seed: int, steps: int | None = None, style=None,
+               w_audio: float | None = None, w_style: float | None = None) -> np.ndarray:
+        """One motion ``[T, 55]`` (numpy) for features ``[T, C]``, fully determined by ``seed``."""
+        import torch
+
+        generator = torch.Generator().manual_seed(int(seed))
+        if style is not None:
+            style = torch.as_tensor(np.asarray(style, np.float32))
+        with torch.inference_mode():
+            motion = self.recipe.sample(features, num_samples=1, style=style, steps=steps,
+                                        w_audio=w_audio, w_style=w_style, generator=generator)
+        return motion[0].float().cpu().numpy()
+
+    def to_animation(self, motion: np.ndarray, audio: Path | None = None,
+                     seed: int | None = None) -> Animation:
+        """Wrap a BlendshapeSpace motion ``[T, 55]`` as an Animation (weights clipped to [0, 1])."""
+        from facemotion.face.space import BlendshapeSpace
+
+        blendshapes, head_rotation = BlendshapeSpace.split(motion)
+        return Animation(np.clip(blendshapes, 0.0, 1.0), head_rotation, self.fps, audio=audio, seed=seed)
+
+    def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
+                 num_samples: int = 1, steps: int | None = None, style=None,
+                 w_audio: float | None = None, w_style: float | None = None,
+                 ) -> Animation | list[Animation]:
+        """Animate speech.
+
+        Sample ``i`` is drawn with seed ``seed + i`` on its own, so any sample of a run can be
+        repeated exactly with ``generate(audio, seed=seed + i)``.
+
+        Args:
+            audio: speech file (any format :func:`facemotion.audio.io.load_audio` reads) or a
+                16 kHz mono float32 waveform ``[N]``.
+            seed: random seed; drawn from :mod:`secrets` when None. Stored in each result.
+            num_samples: number of animations to draw (>= 1).
+            steps: sampler steps (default: the model's ``default_sampling``).
+            style: style vector ``[d_s]`` (from :meth:`extract_style`), or None for the
+                unconditional style.
+            w_audio, w_style: classifier-free guidance scales (DiffPoseTalk eq. 10).
+        Returns:
+            an :class:`Animation` (``blendshapes [T, 52]``, ``head_rotation [T, 3]`` radians,
+            ``fps``, ``audio``, ``seed``) when ``num_samples == 1``, else a list of them.
+        Raises:
+            AudioError: the speech file is missing, not audio, empty or too short.
+            FacemotionError: ``num_samples < 1``.
+        """
+        from facemotion.audio.io import load_audio
+
+        path = None
+        if isinstance(audio, (str, os.PathLike)):
+            path = Path(audio)
+            audio = load_audio(path)
+        results = self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style)
+        return results[0] if num_samples == 1 else results
+
+    def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
+                  ) -> list[Animation]:
+        if num_samples < 1:
+            raise FacemotionError(f"num_samples must be >= 1, got {num_samples}")
+        seed = draw_seed() if seed is None else int(seed)
+        features = self.audio_features(wave)
+        return [self.to_animation(self.sample(features, seed + i, steps, style, w_audio, w_style),
+                                  path, seed + i) for i in range(num_samples)]
+
+    def extract_style(self, clip_npz: str | Path) -> np.ndarray:
+        """Speaking-style vector of a reference motion clip (DiffPoseTalk's style encoder).
+
+        Args:
+            clip_npz: animation ``.npz`` (``blendshapes [T,52]``, ``head_rotation [T,3]``,
+                ``fps``); resampled linearly to the model's fps if needed.
+        Returns:
+            ``[d_s]`` float32.
+        Raises:
+            DataError: the clip is missing or malformed.
+        """
+        import torch
+
+        from facemotion.face.space import BlendshapeSpace
+
+        clip = Animation.load(clip_npz)
+        motion = BlendshapeSpace.join(clip.blendshapes, clip.head_rotation)
+        if abs(clip.fps - self.fps) > 1e-6:
+            t_new = np.arange(round(clip.duration * self.fps)) / self.fps
+            t_old = np.arange(clip.num_frames) / clip.fps
+            motion = np.stack([np.interp(t_new, t_old, col) for col in motion.T], axis=1)
+        with torch.inference_mode():
+            style = self.recipe.encode_style(torch.from_numpy(motion.astype(np.float32)))
+        return style.float().cpu().numpy()
+
+
+def load_animator(model: str, audio_model_dir: str | Path | None = None) -> Animator:
+    """``model`` is a shipped model's name (e.g. ``"default"``) or a checkpoint path."""
+    if model.endswith(".pt") or os.sep in model or Path(model).is_file():
+        return Animator.from_checkpoint(model, audio_model_dir)
+    return Animator.from_pretrained(model, audio_model_dir)
+
+
+def _parse_formats(text: str) -> list[str]:
+    from facemotion.export import FORMATS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise FacemotionError(f"--formats: unknown format(s) {unknown or [text]}; "
+                              f"choose from {','.join(FORMATS)}")
+    return formats
+
+
+def _load_style(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z["style"], np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a style file from `facemotion style` ({exc})") from exc
+
+
+def generate_command(args) -> int:
+    """``facemotion generate``: animate ``args.speech`` and write ``args.formats`` into ``args.out``.
+
+    The speech is validated before anything is created; the seed is printed; with several
+    samples the stems are ``<speech>_<i>``. Every file is written atomically.
+
+    Raises:
+        AudioError: bad speech file. DataError: bad model, style or clip. FacemotionError:
+            bad options.
+    """
+    from facemotion.audio.io import load_audio
+
+    formats = _parse_formats(args.formats)
+    if args.num_samples < 1:
+        raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
+    wave = load_audio(args.speech)
+    animator = load_animator(args.model, args.audio_model_dir)
+    style = None
+    if args.style is not None:
+        style = _load_style(args.style)
+    elif args.style_clip is not None:
+        style = animator.extract_style(args.style_clip)
+    seed = draw_seed() if args.seed is None else args.seed
+    print(f"seed: {seed}")
+    results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
+                                 style, args.w_audio, args.w_style)
+    for i, anim in enumerate(results):
+        stem = args.speech.stem if len(results) == 1 else f"{args.speech.stem}_{i}"
+        for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
+            print(path)
+    return 0
+
+
+def style_command(args) -> int:
+    """``facemotion style``: write the style vector of ``args.clip`` to ``args.output`` (.npz
+    with array ``style [d_s]``), atomically.
+
+    Raises:
+        DataError: bad clip or model.
+    """
+    from facemotion.export.atomic import atomic_path
+
+    animator = load_animator(args.model)
+    style = animator.extract_style(args.clip)
+    output = Path(args.output).with_suffix(".npz")
+    with atomic_path(output) as tmp:
+        np.savez(tmp, style=style)
+    print(output)
+    return 0
+
+
+def _model_settings(animator: Animator) -> str:
+    import torch
+
+    recipe = animator.recipe
+    params = sum(p.numel() for p in recipe.parameters()) if hasattr(recipe, "parameters") else None
+    size = animator.checkpoint.stat().st_size / 2**20 if animator.checkpoint else float("nan")
+    sampling = ", ".join(f"{k}={v}" for k, v in recipe.default_sampling.items())
+    return (f"model: {animator.checkpoint} ({size:.1f} MiB"
+            + (f", {params / 1e6:.2f} M parameters" if params is not None else "") + ")\n"
+            f"recipe: {type(recipe).__name__}, fps {animator.fps:g}, sampling: {sampling}\n"
+            f"torch threads: {torch.get_num_threads()}")
+
+
+def bench_command(args) -> int:
+    """``facemotion bench``: real-time factor (wall seconds per second of audio) of generation.
+
+    For each duration in ``args.durations`` the speech (``args.speech``, default the CMU ARCTIC
+    example) is looped to that length and animated with seed 0; the time of audio features,
+    sampling and export of ``args.formats`` is printed separately, with the settings. One
+    untimed run on the plain recording comes first (imports, caches).
+
+    Raises:
+        AudioError: the speech file cannot be read. DataError: no model.
+    """
+    import soundfile as sf
+
+    from facemotion.audio.io import SAMPLE_RATE, load_audio
+
+    durations = [float(d) for d in str(args.durations).split(",") if d.strip()]
+    formats = _parse_formats(args.formats)
+    speech = Path(args.speech) if getattr(args, "speech", None) else EXAMPLE_SPEECH
+    base = load_audio(speech)
+    animator = load_animator(args.model)
+    print(_model_settings(animator))
+    print(f"speech: {speech} looped; formats: {','.join(formats)}")
+    print(f"{'audio s':>8} {'features':>9} {'sampling':>9} {'export':>9} {'total':>9}   "
+          "(real-time factor: wall s per s of audio)")
+    with tempfile.TemporaryDirectory() as tmp:
+        _time_stages(animator, base, speech, formats, Path(tmp))  # warm-up: imports, caches
+        for seconds in durations:
+            wave = np.resize(base, int(seconds * SAMPLE_RATE))
+            wav_path = Path(tmp) / f"bench_{seconds:g}s.wav"
+            sf.write(wav_path, wave, SAMPLE_RATE)
+            times = _time_stages(animator, wave, wav_path, formats, Path(tmp))
+            rtf = [t / seconds for t in times]
+            print(f"{seconds:8.1f} " + " ".join(f"{r:9.3f}" for r in rtf) + f" {sum(rtf):9.3f}")
+    return 0
+
+
+def _time_stages(animator: Animator, wave: np.ndarray, wav_path: Path, formats: Sequence[str],
+                 outdir: Path) -> tuple[float, float, float]:
+    t0 = time.perf_counter()
+    features = animator.audio_features(wave)
+    t1 = time.perf_counter()
+    motion = animator.sample(features, seed=0)
+    t2 = time.perf_counter()
+    animator.to_animation(motion, wav_path, 0).save(outdir, formats, stem=wav_path.stem)
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2

@@ -1,0 +1,332 @@
+"""Audio encoders: waveform ``[B, N]`` at 16 kHz → features ``[B, T, C]`` at the motion frame rate.
+
+Every encoder is an ``AudioEncoder`` (an ``nn.Module``) with ``dim`` (C), ``config()`` (a
+dict that ``build_audio_encoder`` turns back into an identical encoder) and
+``forward(wave, num_frames, fps)``. Frame ``t`` of the output describes the audio around
+time ``(t + 0.5) / fps`` seconds; audio shorter than ``num_frames / fps`` is edge-padded.
+
+- ``mel``: per-utterance normalised log-mel spectrogram (no parameters).
+- ``phonetic``: pocketsphinx phone-loop posteriors-ish: smoothed one-hot phones, viseme
+  classes and a confidence channel (no parameters).
+- ``wav2vec2`` / ``hubert``: ``transformers`` models loaded from a local directory; the
+  convolutional feature encoder is always frozen and the transformer is fine-tuned when
+  ``trainable`` (DiffPoseTalk §3.2.1).
+- ``concat``: several encoders, features concatenated along C.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facemotion.audio.io import SAMPLE_RATE
+from facemotion.audio.phones import PHONE_INDEX, PHONES, VISEMES, phone_loop, phone_to_viseme
+from facemotion.errors import AudioError, FacemotionError
+
+
+def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float) -> np.ndarray:
+    """Resample features by averaging over each output frame's time span.
+
+    Source frame ``j`` covers ``[j, j+1) / rate`` seconds, output frame ``t`` covers
+    ``[t, t+1) / fps``; the features are treated as piecewise constant and integrated, so
+    downsampling is anti-aliased and upsampling repeats values. Spans past the end reuse
+    the last frame.
+
+    Args:
+        features: ``[F, C]`` at ``rate`` frames per second.
+        rate: source frame rate (Hz).
+        num_frames: T.
+        fps: output frame rate (Hz).
+
+    Returns:
+        ``[T, C]`` float32.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    count = len(features)
+    cumulative = np.concatenate([np.zeros((1, features.shape[1])), np.cumsum(features, axis=0)])
+    edges = np.arange(num_frames + 1) * (rate / fps)
+
+    def integral(x: np.ndarray) -> np.ndarray:
+        beyond = np.clip(x - count, 0.0, None)[:, None]
+        x = np.clip(x, 0.0, count)
+        k = np.minimum(np.floor(x).astype(int), count - 1)
+        return cumulative[k] + (x - k)[:, None] * features[k] + beyond * features[-1]
+
+    spans = (edges[1:] - edges[:-1])[:, None]
+    return ((integral(edges[1:]) - integral(edges[:-1])) / spans).astype(np.float32)
+
+
+def interpolate_frames(features: torch.Tensor, rate: float, num_frames: int, fps: float) -> torch.Tensor:
+    """Linear interpolation of ``[B, F, C]`` features at ``rate`` Hz to ``[B, T, C]`` at ``fps``.
+
+    Samples at frame centres ``(t + 0.5) / fps`` seconds (source frame ``j`` centred at
+    ``(j + 0.5) / rate``), clamped to the first/last frame; differentiable.
+    """
+    count = features.shape[1]
+    pos = (torch.arange(num_frames, device=features.device, dtype=torch.float32) + 0.5) * (rate / fps) - 0.5
+    pos = pos.clamp(0, count - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=count - 1)
+    frac = (pos - lo).to(features.dtype)[None, :, None]
+    return features[:, lo] * (1 - frac) + features[:, hi] * frac
+
+
+class AudioEncoder(nn.Module):
+    """Base class: ``forward(wave [B, N] float32 16 kHz, num_frames, fps) -> [B, num_frames, dim]``."""
+
+    name: str = ""
+    dim: int
+
+    def config(self) -> dict[str, Any]:
+        """Settings that ``build_audio_encoder`` turns back into the same encoder (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+        """Encode a batch of waveforms ``[B, N]`` (16 kHz) into ``[B, num_frames, dim]`` at ``fps``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        """One waveform ``[N]`` (16 kHz) → features ``[num_frames, dim]`` float32 (for caching)."""
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        out = self(torch.as_tensor(np.asarray(wave, dtype=np.float32), device=device)[None], num_frames, fps)
+        return out[0].float().cpu().numpy()
+
+
+class NumpyEncoder(AudioEncoder):
+    """Parameter-free encoder computed in numpy; ``forward`` runs ``encode_numpy`` per batch item."""
+
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+        waves = wave.detach().float().cpu().numpy()
+        feats = np.stack([self.encode_numpy(w, num_frames, fps) for w in waves])
+        return torch.from_numpy(feats).to(wave.device)
+
+
+class MelEncoder(NumpyEncoder):
+    """Log-mel spectrogram with per-utterance, per-band mean/variance normalisation.
+
+    25 ms Hann windows every 10 ms (librosa), ``n_mels`` bands between ``fmin`` and
+    ``fmax`` Hz, ``log(mel + 1e-6)``, then each band standardised over the utterance and
+    averaged over each output frame (``frame_average``). Output ``[T, n_mels]``.
+    """
+
+    name = "mel"
+
+    def __init__(self, n_mels: int = 80, fmin: float = 20.0, fmax: float = 7600.0, normalize: bool = True):
+        super().__init__()
+        self.n_mels, self.fmin, self.fmax, self.normalize = int(n_mels), float(fmin), float(fmax), bool(normalize)
+        self.dim = self.n_mels
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "n_mels": self.n_mels, "fmin": self.fmin, "fmax": self.fmax,
+                "normalize": self.normalize}
+
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        import librosa
+
+        hop = SAMPLE_RATE // 100
+        mel = librosa.feature.melspectrogram(
+            y=np.asarray(wave, dtype=np.float32), sr=SAMPLE_RATE, n_fft=512, win_length=400, hop_length=hop,
+            n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, power=2.0, center=True)
+        logmel = np.log(mel + 1e-6).T  # [F, n_mels]
+        if self.normalize:
+            logmel = (logmel - logmel.mean(axis=0)) / (logmel.std(axis=0) + 1e-5)
+        return frame_average(logmel, SAMPLE_RATE / hop, num_frames, fps)
+
+
+class PhoneticEncoder(NumpyEncoder):
+    """Phone-loop features: smoothed one-hot phones (40), viseme classes (10) and confidence (1).
+
+    pocketsphinx all-phone decoding (no transcript, ``phone_loop``) gives segments; each
+    10 ms frame gets a one-hot over ``PHONES`` and over ``VISEMES`` (if ``visemes``), and
+    the segment confidence (if ``confidence``); the frames are smoothed with a Hann window
+    of ``smooth`` seconds (soft boundaries, robust to segmentation jitter) and averaged
+    over each output frame. Output ``[T, 40 (+10) (+1)]``.
+    """
+
+    name = "phonetic"
+
+    def __init__(self, smooth: float = 0.05, visemes: bool = True, confidence: bool = True):
+        super().__init__()
+        self.smooth, self.visemes, self.confidence = float(smooth), bool(visemes), bool(confidence)
+        self.dim = len(PHONES) + (len(VISEMES) if self.visemes else 0) + int(self.confidence)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "smooth": self.smooth, "visemes": self.visemes, "confidence": self.confidence}
+
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        rate = 100.0
+        count = max(1, int(np.ceil(len(wave) / SAMPLE_RATE * rate)))
+        frames = np.zeros((count, self.dim), dtype=np.float32)
+        frames[:, PHONE_INDEX["SIL"]] = 1.0
+        if len(wave) >= SAMPLE_RATE // 10:
+            for seg in phone_loop(wave):
+                lo, hi = int(round(seg.start * rate)), min(count, int(round(seg.end * rate)))
+                frames[lo:hi] = 0.0
+                frames[lo:hi, PHONE_INDEX[seg.phone]] = 1.0
+                if self.visemes:
+                    frames[lo:hi, len(PHONES) + VISEMES.index(phone_to_viseme(seg.phone))] = 1.0
+                if self.confidence:
+                    frames[lo:hi, -1] = seg.confidence if seg.confidence is not None else 1.0
+        width = int(round(self.smooth * rate))
+        if width > 1:
+            kernel = np.hanning(width + 2)[1:-1]
+            kernel /= kernel.sum()
+            padded = np.pad(frames, ((width // 2, width - 1 - width // 2), (0, 0)), mode="edge")
+            frames = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(self.dim)], axis=1)
+        return frame_average(frames, rate, num_frames, fps)
+
+
+class TransformersEncoder(AudioEncoder):
+    """Shared code of ``Wav2Vec2Encoder`` and ``HubertEncoder`` (``transformers`` models from a local dir).
+
+    The waveform is standardised per utterance (the feature extractor's ``do_normalize``),
+    encoded to ``[B, F, hidden]`` at 50 Hz, and linearly interpolated to ``num_frames``
+    at ``fps`` (``interpolate_frames``). The CNN feature encoder is always frozen;
+    ``trainable`` fine-tunes the transformer (DiffPoseTalk §3.2.1), otherwise the whole
+    model is frozen and kept in eval mode.
+
+    Raises:
+        AudioError: ``model_dir`` missing, not a model directory, or of another model type.
+    """
+
+    model_type: str = ""
+
+    def __init__(self, model_dir: str | Path, trainable: bool = False):
+        super().__init__()
+        self.model_dir, self.trainable = str(model_dir), bool(trainable)
+        config = self._read_config(Path(model_dir))
+        try:
+            self.model = self._model_class().from_pretrained(self.model_dir, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise AudioError(f"{model_dir}: cannot load {self.model_type} model ({error})") from error
+        preprocessor = Path(model_dir) / "preprocessor_config.json"
+        self.do_normalize = bool(json.loads(preprocessor.read_text()).get("do_normalize", True)) \
+            if preprocessor.is_file() else True
+        self.dim = int(config["hidden_size"])
+        self.rate = SAMPLE_RATE / float(np.prod(config.get("conv_stride", [320])))
+        for p in self.model.parameters():
+            p.requires_grad_(self.trainable)
+        for p in self.model.feature_extractor.parameters():
+            p.requires_grad_(False)
+        self.train(self.training)
+
+    def _read_config(self, model_dir: Path) -> dict[str, Any]:
+        if not model_dir.is_dir():
+            raise AudioError(f"{model_dir}: {self.model_type} model directory not found "
+                             "(models are never downloaded; pass a local directory)")
+        config_file = model_dir / "config.json"
+        if not config_file.is_file():
+            raise AudioError(f"{model_dir}: not a {self.model_type} model directory (config.json missing)")
+        config = json.loads(config_file.read_text())
+        if config.get("model_type") != self.model_type:
+            raise AudioError(f"{model_dir}: model type {config.get('model_type')!r}, expected {self.model_type!r}")
+        return config
+
+    def _model_class(self):
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> "TransformersEncoder":
+        """Switch mode; a frozen model (``trainable=False``) always stays in eval mode (no dropout)."""
+        super().train(mode)
+        if not self.trainable:
+            self.model.eval()
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "model_dir": self.model_dir, "trainable": self.trainable}
+
+    def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+        wave = wave.float()
+        if self.do_normalize:
+            wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            hidden = self.model(wave).last_hidden_state
+        return interpolate_frames(hidden, self.rate, num_frames, fps)
+
+
+class Wav2Vec2Encoder(TransformersEncoder):
+    """wav2vec 2.0 (``transformers.Wav2Vec2Model``) from a local directory; output ``[B, T, hidden]``."""
+
+    name = "wav2vec2"
+    model_type = "wav2vec2"
+
+    def _model_class(self):
+        from transformers import Wav2Vec2Model
+
+        return Wav2Vec2Model
+
+
+class HubertEncoder(TransformersEncoder):
+    """HuBERT (``transformers.HubertModel``) from a local directory; output ``[B, T, hidden]``."""
+
+    name = "hubert"
+    model_type = "hubert"
+
+    def _model_class(self):
+        from transformers import HubertModel
+
+        return HubertModel
+
+
+class ConcatEncoder(AudioEncoder):
+    """Several encoders side by side: output ``[B, T, sum of dims]`` (the default model uses phonetic + mel)."""
+
+    name = "concat"
+
+    def __init__(self, encoders: list[AudioEncoder]):
+        super().__init__()
+        if not encoders:
+            raise FacemotionError("audio encoder 'concat': needs at least one encoder")
+        self.encoders = nn.ModuleList(encoders)
+        self.dim = sum(e.dim for e in encoders)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "encoders": [e.config() for e in self.encoders]}
+
+    def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+        return torch.cat([e(wave, num_frames, fps) for e in self.encoders], dim=-1)
+
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        return np.concatenate([e.encode_numpy(wave, num_frames, fps) for e in self.encoders], axis=-1)
+
+
+_ENCODERS: dict[str, type[AudioEncoder]] = {
+    cls.name: cls for cls in (MelEncoder, PhoneticEncoder, Wav2Vec2Encoder, HubertEncoder, ConcatEncoder)
+}
+
+
+def build_audio_encoder(config: dict[str, Any] | str, model_dir: str | Path | None = None) -> AudioEncoder:
+    """Build an encoder from ``AudioEncoder.config()`` output (or just a name such as ``"mel"``).
+
+    Args:
+        config: ``{"name": "mel" | "phonetic" | "wav2vec2" | "hubert" | "concat", ...settings}``;
+            ``concat`` takes ``"encoders": [config, ...]``.
+        model_dir: local model directory for ``wav2vec2`` / ``hubert``; overrides the one
+            stored in ``config`` (checkpoints moved to another machine).
+
+    Raises:
+        FacemotionError: unknown encoder name or missing ``model_dir``.
+        AudioError: ``model_dir`` is not a usable model directory.
+    """
+    config = {"name": config} if isinstance(config, str) else dict(config)
+    name = config.pop("name", None)
+    if name not in _ENCODERS:
+        raise FacemotionError(f"audio encoder {name!r}: unknown (choose from {', '.join(_ENCODERS)})")
+    if name == "concat":
+        return ConcatEncoder([build_audio_encoder(c, model_dir) for c in config.get("encoders", [])])
+    if name in ("wav2vec2", "hubert"):
+        if model_dir is not None:
+            config["model_dir"] = str(model_dir)
+        if not config.get("model_dir"):
+            raise FacemotionError(f"audio encoder {name!r}: needs a local model directory (model_dir)")
+    return _ENCODERS[name](**config)

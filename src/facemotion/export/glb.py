@@ -1,0 +1,136 @@
+"""Binary glTF 2.0 (``.glb``): the head mesh with its 52 ARKit morph targets, animated.
+
+Scene graph: ``head_pivot`` (translation = neck pivot, animated ``rotation``) → ``head``
+(the mesh, translation = -neck pivot), so the head turns about the neck. The mesh carries
+``POSITION``/``NORMAL`` morph targets (sparse accessors) named in
+``mesh.extras.targetNames`` (the convention three.js, Blender and Babylon read); one animation ``"speech"`` drives the morph ``weights``
+and the pivot ``rotation`` at the animation fps (``LINEAR``, time in seconds). Written with
+``pygltflib`` (trimesh drops morph targets); checked against the Khronos glTF validator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pygltflib as gl
+import trimesh
+
+from facemotion.export.atomic import atomic_path
+from facemotion.face.arkit import ARKIT_BLENDSHAPES
+
+#: base colour (linear RGBA) of the skin material
+SKIN_RGBA = [0.80, 0.56, 0.46, 1.0]
+
+
+class _Builder:
+    """Packs arrays into one binary buffer and creates an accessor for each."""
+
+    def __init__(self, gltf: gl.GLTF2):
+        self.gltf = gltf
+        self.chunks: list[bytes] = []
+        self.offset = 0
+
+    def _view(self, data: np.ndarray, target: int | None = None) -> int:
+        raw = np.ascontiguousarray(data).tobytes()
+        self.gltf.bufferViews.append(gl.BufferView(buffer=0, byteOffset=self.offset,
+                                                   byteLength=len(raw), target=target))
+        pad = (-len(raw)) % 4
+        self.chunks.append(raw + b"\0" * pad)
+        self.offset += len(raw) + pad
+        return len(self.gltf.bufferViews) - 1
+
+    def add(self, data: np.ndarray, kind: str, target: int | None = None,
+            minmax: bool = False, sparse: bool = False) -> int:
+        """Append ``data`` ``[N, ...]`` (float32 or uint32) as an accessor of type ``kind``.
+
+        ``sparse`` stores only the rows that are not all zero (glTF sparse accessor), which
+        keeps morph targets that move a small part of the head small. Returns the index.
+        """
+        flat = data.reshape(len(data), -1)
+        comp = gl.UNSIGNED_INT if data.dtype == np.uint32 else gl.FLOAT
+        acc = gl.Accessor(componentType=comp, count=len(data), type=kind)
+        if not sparse:
+            acc.bufferView = self._view(data, target)
+        else:
+            acc.byteOffset = None  # only meaningful with a bufferView
+            rows = np.flatnonzero(np.any(flat != 0, axis=1)).astype(np.uint32)
+            if len(rows):  # an accessor with neither bufferView nor sparse reads as zeros
+                acc.sparse = gl.Sparse(
+                    count=len(rows),
+                    indices=gl.AccessorSparseIndices(bufferView=self._view(rows),
+                                                     componentType=gl.UNSIGNED_INT),
+                    values=gl.AccessorSparseValues(bufferView=self._view(data[rows])))
+        if minmax:
+            acc.min = flat.min(axis=0).astype(float).tolist()
+            acc.max = flat.max(axis=0).astype(float).tolist()
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def finish(self) -> None:
+        blob = b"".join(self.chunks)
+        self.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
+        self.gltf.set_binary_blob(blob)
+
+
+def _normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals ``[V, 3]``; +z where adjacent faces cancel (glTF requires unit length)."""
+    normals = np.array(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, np.float32)
+    normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 0.0, 1.0)
+    return normals
+
+
+def write_glb(anim, path: str | Path, rig=None) -> Path:
+    """Write ``anim`` on ``rig`` (default: the built-in head) as an animated ``.glb``.
+
+    Morph weights are ``anim.blendshapes [T,52]``; the head rotation ``[T,3]`` radians becomes
+    the pivot node's quaternion track. Keyframe times are ``i / fps`` seconds.
+    """
+    from facemotion.animation import head_quaternions
+    from facemotion.face.rig import load_head_rig
+
+    rig = rig or load_head_rig()
+    gltf = gl.GLTF2(asset=gl.Asset(generator="facemotion", version="2.0"))
+    b = _Builder(gltf)
+    neutral = np.asarray(rig.neutral, np.float32)
+    faces = np.asarray(rig.faces, np.uint32)
+    base_normals = _normals(neutral, faces)
+    attrs = gl.Attributes(POSITION=b.add(neutral, gl.VEC3, gl.ARRAY_BUFFER, minmax=True),
+                          NORMAL=b.add(base_normals, gl.VEC3, gl.ARRAY_BUFFER))
+    targets = []
+    for delta in np.asarray(rig.deltas, np.float32):
+        dn = _normals(neutral + delta, faces) - base_normals
+        targets.append({"POSITION": b.add(delta, gl.VEC3, minmax=True, sparse=True),
+                        "NORMAL": b.add(dn, gl.VEC3, sparse=True)})
+    indices = b.add(faces.reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
+    gltf.materials.append(gl.Material(
+        name="skin", doubleSided=False,
+        pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=SKIN_RGBA,
+                                                     metallicFactor=0.0, roughnessFactor=0.6)))
+    gltf.meshes.append(gl.Mesh(
+        name="head", weights=[0.0] * len(ARKIT_BLENDSHAPES),
+        extras={"targetNames": list(ARKIT_BLENDSHAPES)},
+        primitives=[gl.Primitive(attributes=attrs, indices=indices, material=0,
+                                 targets=targets, mode=gl.TRIANGLES)]))
+    pivot = np.asarray(rig.neck_pivot, float).tolist()
+    gltf.nodes.append(gl.Node(name="head_pivot", translation=pivot, children=[1]))
+    gltf.nodes.append(gl.Node(name="head", mesh=0, translation=[-x for x in pivot]))
+    gltf.scenes.append(gl.Scene(name="facemotion", nodes=[0]))
+    gltf.scene = 0
+
+    times = b.add(np.arange(anim.num_frames, dtype=np.float32) / np.float32(anim.fps),
+                  gl.SCALAR, minmax=True)
+    weights = b.add(anim.blendshapes.astype(np.float32).reshape(-1), gl.SCALAR)
+    rotation = b.add(head_quaternions(anim.head_rotation), gl.VEC4)
+    gltf.animations.append(gl.Animation(
+        name="speech",
+        samplers=[gl.AnimationSampler(input=times, output=weights, interpolation="LINEAR"),
+                  gl.AnimationSampler(input=times, output=rotation, interpolation="LINEAR")],
+        channels=[gl.AnimationChannel(sampler=k, target=gl.AnimationChannelTarget(node=node,
+                                                                                   path=what))
+                  for k, (node, what) in enumerate([(1, "weights"), (0, "rotation")])]))
+    b.finish()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        gltf.save_binary(str(tmp))
+    return path

@@ -1,0 +1,367 @@
+"""DiffPoseTalk (Sun et al. 2024): speech + style → face motion and head pose by diffusion.
+
+Wires a face space, an audio encoder, ``TransformerDenoiser`` (x0 prediction, alignment
+mask, autoregressive windows of T_w frames with T_p previous frames), ``StyleEncoder``
+(NT-Xent pre-training, then frozen), a ``diffusers`` cosine schedule with N = 500 steps,
+incremental classifier-free guidance over audio and style (eq. 10), and the losses of
+eq. 6 and Appendix A.1 plus a lip-closure term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from facemotion import losses
+from facemotion.diffusion.guidance import guided_output
+from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted_x0, sample_loop
+from facemotion.diffusion.windows import autoregressive_windows, window_slice
+from facemotion.models import StyleEncoder, TransformerDenoiser
+from facemotion.recipes.base import Recipe, TrainConfig
+
+DEFAULT_AUDIO = {"name": "concat", "encoders": [{"name": "phonetic"}, {"name": "mel"}]}
+# Guidance branches of eq. 10: D(∅, ∅), D(A, ∅), D(A, s).
+BRANCHES = ({"audio", "style"}, {"style"}, set())
+
+
+@dataclass
+class DiffPoseTalkConfig(TrainConfig):
+    """DiffPoseTalk settings (paper values in brackets where the default differs).
+
+    Model: ``window`` T_w = 100 frames, ``n_prev_motions`` T_p = 10, denoiser ``d_model``
+    256 [512], ``n_layers`` 4 [8], ``n_heads`` 4 [8]; style encoder d_s = 128, 4 layers, 4 heads.
+    Diffusion: N = 500, cosine schedule, x0 prediction.
+    Training: condition dropout p(style → ∅) = 0.45, p(audio, style → ∅) = 0.1; random
+    truncation with probability ``p_truncate``; ``style_steps`` NT-Xent steps first (τ = 0.1),
+    then the denoiser with the style encoder frozen.
+    Loss weights: ``w_vert``, ``w_vel``, ``w_smooth`` as the paper's 2e6, 1e7, 1e5 (the rig,
+    like FLAME, is in metres, so the paper's magnitudes carry over); head losses 0.05, 5,
+    0.5, 0.5 (radians, Appendix A.1); ``w_lip`` (lip-vertex MSE) and ``w_closure``
+    (``losses.closure_loss``) are additions for bilabial closure. Vertex losses use a fixed
+    random subset of ``loss_vertices`` mesh vertices plus every lip vertex (an unbiased
+    estimate of the whole-mesh MSE at a fraction of the cost: the rig has 14k vertices).
+    Sampling defaults: ``scheduler``, ``steps``, ``w_audio`` 1.15, ``w_style`` 2.5 (Appendix A.2).
+    """
+
+    space: str = "blendshape"
+    fps: float = 25.0
+    audio_encoder: dict = field(default_factory=lambda: dict(DEFAULT_AUDIO))
+    window: int = 100
+    n_prev_motions: int = 10
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.1
+    causal: bool = False
+    align_mask: bool = True
+    style_dim: int = 128
+    style_layers: int = 4
+    style_heads: int = 4
+    num_train_timesteps: int = 500
+    prediction_type: str = "sample"
+    beta_schedule: str = "squaredcos_cap_v2"
+    p_drop_style: float = 0.45
+    p_drop_all: float = 0.1
+    p_truncate: float = 0.1
+    style_steps: int = 1000
+    nt_xent_tau: float = 0.1
+    std_floor: float = 1e-2
+    loss_vertices: int = 1024
+    w_simple: float = 1.0
+    w_vert: float = 2e6
+    w_vel: float = 1e7
+    w_smooth: float = 1e5
+    w_lip: float = 2e6
+    w_closure: float = 2e5
+    closure_sigma: float = 0.003
+    w_head_ang: float = 0.05
+    w_head_vel: float = 5.0
+    w_head_smooth: float = 0.5
+    w_head_trans: float = 0.5
+    scheduler: str = "dpmsolver"
+    steps: int = 20
+    w_audio: float = 1.15
+    w_style: float = 2.5
+
+
+class DiffPoseTalk(Recipe):
+    """The DiffPoseTalk recipe (see module doc). ``DiffPoseTalk(config, space=None)``.
+
+    Attributes: ``space`` (FaceSpace), ``fps``, ``audio_encoder``, ``denoiser``,
+    ``style_encoder``, ``scheduler`` (training noiser, DDPM), ``default_sampling``.
+    """
+
+    name = "diffposetalk"
+    Config = DiffPoseTalkConfig
+
+    def __init__(self, config: DiffPoseTalkConfig | None = None, space=None, audio_model_dir=None):
+        super().__init__(config or DiffPoseTalkConfig(), space, audio_model_dir)
+        c = self.config
+        d = self.space.dim
+        self.denoiser = TransformerDenoiser(d, self.audio_encoder.dim, c.style_dim, 0, c.d_model, c.n_layers,
+                                            c.n_heads, c.ff_mult, c.dropout, c.n_prev_motions, c.causal,
+                                            c.align_mask)
+        self.style_encoder = StyleEncoder(d, c.style_dim, c.style_layers, c.style_heads, dropout=c.dropout)
+        self.scheduler = self._scheduler("ddpm")
+        self.phase = "denoiser"
+        num_vertices = int(self.space.expression_vertices(torch.zeros(1, d)).shape[-2])
+        pick = torch.randperm(num_vertices, generator=torch.Generator().manual_seed(0))[:c.loss_vertices]
+        up, lo = self.space.lip_landmarks
+        lips = torch.as_tensor(self.space.lip_indices)
+        index = torch.unique(torch.cat([pick, lips, torch.tensor([up, lo])]))
+        self.register_buffer("loss_index", index, persistent=False)
+        self.register_buffer("loss_lips", torch.searchsorted(index, lips), persistent=False)
+        self.register_buffer("loss_aperture", torch.searchsorted(index, torch.tensor([up, lo])), persistent=False)
+
+    def loss_vertices(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-head-pose vertices ``[..., S, 3]`` (metres) of motion ``x [..., D]`` at the
+        loss vertex subset ``loss_index`` (decoded only there when the space supports it)."""
+        try:
+            return self.space.expression_vertices(x, indices=self.loss_index)
+        except TypeError:  # space without subset decoding
+            return self.space.expression_vertices(x)[..., self.loss_index, :]
+
+    def _aperture(self, v: torch.Tensor) -> torch.Tensor:
+        up, lo = self.loss_aperture
+        return (v[..., up, :] - v[..., lo, :]).norm(dim=-1)
+
+    def _scheduler(self, name: str):
+        c = self.config
+        return make_scheduler(name, c.num_train_timesteps, c.prediction_type, c.beta_schedule)
+
+    @property
+    def default_sampling(self) -> dict:
+        """``{"steps", "w_audio", "w_style", "scheduler"}`` used when ``sample`` gets None."""
+        c = self.config
+        return {"steps": c.steps, "w_audio": c.w_audio, "w_style": c.w_style, "scheduler": c.scheduler}
+
+    @property
+    def train_frames(self) -> int:
+        """Frames per training sample: 2·T_w (two-window strategy, §3.3.2)."""
+        return 2 * self.config.window
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def encode_style(self, motion: torch.Tensor) -> torch.Tensor:
+        """Style vector s (eq. 8) of a reference motion clip.
+
+        The clip is cut into T_w-frame chunks (the training length); their embeddings are
+        averaged, weighted by chunk length.
+
+        Args:
+            motion: ``[T, D]`` face-space motion (not normalised), T ≥ 1.
+        Returns:
+            ``[d_s]``.
+        """
+        w = self.config.window
+        x = self.normalise(motion.to(self.motion_mean))
+        chunks = list(torch.split(x, w))
+        valid = torch.zeros(len(chunks), w, dtype=torch.bool, device=x.device)
+        for i, ch in enumerate(chunks):
+            valid[i, :len(ch)] = True
+        batch = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
+        batch = torch.nn.functional.pad(batch, (0, 0, 0, w - batch.shape[1]))
+        s = self.style_encoder(batch, valid)
+        weights = valid.sum(1, keepdim=True).to(s.dtype)
+        return (s * weights).sum(0) / weights.sum()
+
+    def _denoise_fn(self, prev: torch.Tensor | None, valid: torch.Tensor):
+        """``guided_output`` callback over the denoiser for one window (prev/valid fixed)."""
+        def denoise(x, t, cond, drop):
+            k = x.shape[0] // valid.shape[0]
+            p = None if prev is None else prev.repeat(k, 1, 1)
+            return self.denoiser(x, t, p, cond["audio"], cond.get("style"), drop_audio=drop["audio"],
+                                 drop_style=drop["style"], valid=valid.repeat(k, 1))
+        return denoise
+
+    @torch.no_grad()
+    def sample(self, features: torch.Tensor, num_samples: int = 1, style: torch.Tensor | None = None,
+               steps: int | None = None, w_audio: float | None = None, w_style: float | None = None,
+               generator: torch.Generator | None = None, scheduler: str | None = None) -> torch.Tensor:
+        """Generate motion for a whole utterance (autoregressive windows, eq. 10 guidance).
+
+        All ``num_samples`` and the guidance branches of each step run in one batched forward.
+
+        Args:
+            features: audio features ``[T, C]`` from ``audio_features`` (not normalised).
+            num_samples: S independent samples.
+            style: s ``[d_s]`` from ``encode_style``, or None (∅: the style term of eq. 10 vanishes).
+            steps, w_audio, w_style, scheduler: override ``default_sampling``
+                (scheduler: "ddpm", "ddim" or "dpmsolver").
+            generator: torch RNG (same seed → same result).
+        Returns:
+            ``[S, T, D]`` face-space motion (de-normalised).
+        """
+        c, ds = self.config, self.default_sampling
+        steps = steps or ds["steps"]
+        w_audio = ds["w_audio"] if w_audio is None else w_audio
+        w_style = (ds["w_style"] if w_style is None else w_style) if style is not None else 0.0
+        sched = self._scheduler(scheduler or ds["scheduler"])
+        dev = self.motion_mean.device
+        gen_dev = generator.device if generator is not None else dev
+        feats = self.normalise_audio(features.to(dev))[None].expand(num_samples, -1, -1)
+        tp, tw, d = c.n_prev_motions, c.window, self.space.dim
+        cond_style = None if style is None else style.to(dev)[None].expand(num_samples, -1)
+
+        def sample_window(start, valid_frames, prev):
+            valid = torch.ones(num_samples, tp + tw, dtype=torch.bool, device=dev)
+            valid[:, tp + valid_frames:] = False
+            cond = {"audio": window_slice(feats, start, tw, tp)}
+            if cond_style is not None:
+                cond["style"] = cond_style
+            fn = self._denoise_fn(prev, valid)
+
+            def denoise(x, t):
+                out = guided_output(fn, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])
+                return out[:, tp:].to(gen_dev)
+            return sample_loop(sched, denoise, (num_samples, tw, d), steps, generator, gen_dev).to(dev)
+
+        x = autoregressive_windows(sample_window, features.shape[0], tw, tp)
+        return self.denormalise(x)
+
+    # ------------------------------------------------------------------ training
+    def set_phase(self, step: int) -> str:
+        """Training phase at optimizer step ``step``: ``"style"`` (NT-Xent pre-training of the
+        style encoder, first ``style_steps`` steps) or ``"denoiser"`` (style encoder frozen).
+        Sets ``requires_grad`` accordingly; returns the phase."""
+        self.phase = "style" if step < self.config.style_steps else "denoiser"
+        self.style_encoder.requires_grad_(self.phase == "style")
+        self.denoiser.requires_grad_(self.phase == "denoiser")
+        return self.phase
+
+    def phase_start(self, step: int) -> int:
+        """Step at which the phase containing ``step`` began (for warm-up)."""
+        return 0 if step < self.config.style_steps else self.config.style_steps
+
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        audio = self.normalise_audio(batch["audio"])
+        x = self.normalise(batch["motion"])
+        length = torch.as_tensor(batch["length"], device=x.device)
+        valid = torch.arange(x.shape[1], device=x.device)[None] < length[:, None]
+        return audio, x, valid
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one batch of 2·T_w windows in the current phase (see ``set_phase``).
+
+        Args:
+            batch: ``audio [B, 2T_w, C]``, ``motion [B, 2T_w, D]`` (face space), ``length [B]``.
+        Returns:
+            (scalar loss, dict of named loss terms for logging).
+        """
+        audio, x, valid = self._prepare(batch)
+        if self.phase == "style":
+            return self._style_loss(x, valid)
+        return self._denoiser_loss(audio, x, valid)
+
+    def _style_loss(self, x, valid):
+        """NT-Xent (eq. 9) between the two adjacent T_w halves of each sample."""
+        tw = self.config.window
+        self.style_encoder.train(self.training)
+        keep = valid[:, tw:].any(1)
+        s_a = self.style_encoder(x[keep, :tw], valid[keep, :tw])
+        s_b = self.style_encoder(x[keep, tw:], valid[keep, tw:])
+        loss = losses.nt_xent(s_a, s_b, self.config.nt_xent_tau)
+        return loss, {"nt_xent": loss.detach()}
+
+    def _denoiser_loss(self, audio, x, valid):
+        """Two-window strategy (§3.3.2) with random truncation and condition dropout."""
+        c = self.config
+        tp, tw, b, dev = c.n_prev_motions, c.window, x.shape[0], x.device
+        if c.p_truncate > 0:
+            cut = torch.randint(1, 2 * tw + 1, (b,), device=dev)
+            cut = torch.where(torch.rand(b, device=dev) < c.p_truncate, cut, torch.full_like(cut, 2 * tw))
+            valid = valid & (torch.arange(2 * tw, device=dev)[None] < cut[:, None])
+        has_b = valid[:, tw:].any(1)
+        self.style_encoder.eval()
+        with torch.no_grad():
+            s_a = self.style_encoder(x[:, :tw], valid[:, :tw])
+            s_b = self.style_encoder(x[:, tw:], valid[:, tw:] | ~has_b[:, None])
+        ones = torch.ones(b, tp, dtype=torch.bool, device=dev)
+        # window 1: start features, style of window b; window 2: previous frames, style of window a.
+        x0 = torch.cat([x[:, :tw], x[:, tw:]])
+        prev = torch.cat([torch.zeros_like(x[:, :tp]), x[:, tw - tp:tw]])
+        aud = torch.cat([torch.cat([torch.zeros_like(audio[:, :tp]), audio[:, :tw]], 1), audio[:, tw - tp:]])
+        style = torch.cat([s_b, s_a])
+        first = torch.cat([torch.ones(b, dtype=torch.bool, device=dev), torch.zeros(b, dtype=torch.bool, device=dev)])
+        tok_valid = torch.cat([torch.cat([ones, valid[:, :tw]], 1), valid[:, tw - tp:]])
+        loss_mask = torch.cat([torch.cat([~ones, valid[:, :tw]], 1), valid[:, tw - tp:]]).float()
+        n = 2 * b
+        t = torch.randint(0, c.num_train_timesteps, (n,), device=dev)
+        noise = torch.randn_like(x0)
+        x_t = add_noise(self.scheduler, x0, noise, t)
+        u = torch.rand(n, device=dev)
+        drop_audio = u < c.p_drop_all
+        drop_style = (u < c.p_drop_all + c.p_drop_style) | ~torch.cat([has_b, torch.ones_like(has_b)])
+        out = self.denoiser(x_t, t, prev, aud, style, first, drop_audio, drop_style, tok_valid)
+        target = torch.cat([prev, x0], 1)
+        pred = torch.cat([out[:, :tp], predicted_x0(self.scheduler, out[:, tp:], x_t, t)], 1)
+        simple_target = torch.cat([prev, noise], 1) if c.prediction_type == "epsilon" else target
+        terms = {"simple": losses.simple_loss(out, simple_target, loss_mask)}
+        terms.update(self.geometry_losses(self.denormalise(pred), self.denormalise(target), loss_mask,
+                                          ~first & valid[:, tw:tw + 3].all(1).repeat(2)))
+        weights = {k: getattr(c, "w_" + k) for k in terms}
+        loss = sum(weights[k] * v for k, v in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    def geometry_losses(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                        seam: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Vertex, velocity, smooth, lip and closure losses (eqs. 3–5) on zero-head-pose
+        vertices and head losses (eqs. 11–14) on head angles.
+
+        Args:
+            pred, target: face-space motion ``[B, T_p + T_w, D]`` (de-normalised).
+            mask: ``[B, T_p + T_w]`` float frame mask.
+            seam: ``[B]`` bool, samples with a real previous window (for L_head_trans).
+        Returns:
+            dict of unweighted terms: vert, vel, smooth, lip, closure, head_ang, head_vel,
+            head_smooth, head_trans.
+        """
+        space, tp, lips = self.space, self.config.n_prev_motions, self.loss_lips
+        v_hat, v = self.loss_vertices(pred), self.loss_vertices(target)
+        p_hat, p = space.head_pose(pred), space.head_pose(target)
+        return {
+            "vert": losses.vertex_loss(v_hat, v, mask),
+            "vel": losses.velocity_loss(v_hat, v, mask),
+            "smooth": losses.smooth_loss(v_hat, mask),
+            "lip": losses.vertex_loss(v_hat[:, :, lips], v[:, :, lips], mask),
+            "closure": losses.closure_loss(self._aperture(v_hat), self._aperture(v), mask,
+                                           self.config.closure_sigma),
+            "head_ang": losses.simple_loss(p_hat, p, mask),
+            "head_vel": losses.velocity_loss(p_hat, p, mask),
+            "head_smooth": losses.smooth_loss(p_hat, mask),
+            "head_trans": losses.transition_loss(p_hat, p, tp, seam.float()),
+        }
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: dict, generator: torch.Generator) -> dict[str, float]:
+        """Sample the first window of each validation clip (style from the clip itself) and
+        compare with the ground truth on zero-head-pose vertices.
+
+        Returns:
+            ``lve_mm`` (lip vertex error, max over lip vertices, mean over frames, mm),
+            ``mod_mm`` (mean |aperture − GT aperture|, mm), ``closure`` (fraction of GT frames
+            with aperture < 2 mm where the sample's aperture is also < 2 mm; NaN if none),
+            ``head_deg`` (mean absolute head angle error, degrees).
+        """
+        tw = self.config.window
+        out = {"lve_mm": [], "mod_mm": [], "closure": [], "head_deg": []}
+        for audio, motion, length in zip(batch["audio"], batch["motion"], batch["length"]):
+            n = int(min(int(length), tw))
+            gt = motion[:n][None]
+            style = self.encode_style(motion[:n])
+            pred = self.sample(audio[:n], style=style, steps=10, scheduler="ddim", generator=generator)
+            v_hat, v = self.loss_vertices(pred), self.loss_vertices(gt)
+            lips = self.loss_lips
+            out["lve_mm"].append(1e3 * (v_hat[..., lips, :] - v[..., lips, :]).norm(dim=-1).amax(-1).mean())
+            a_hat, a = self._aperture(v_hat), self._aperture(v)
+            out["mod_mm"].append(1e3 * (a_hat - a).abs().mean())
+            closed = a < 0.002
+            if closed.any():
+                out["closure"].append((a_hat[closed] < 0.002).float().mean())
+            out["head_deg"].append((self.space.head_pose(pred) - self.space.head_pose(gt)).abs().mean().rad2deg())
+        return {k: float(torch.stack(v).mean()) if v else float("nan") for k, v in out.items()}
+
+
+__all__ = ["DiffPoseTalk", "DiffPoseTalkConfig"]

@@ -1,0 +1,161 @@
+"""The training loop shared by all recipes, on Lightning (CPU, one GPU or many).
+
+``train`` caches audio features, computes normalisation statistics, streams 2·T_w windows,
+keeps an EMA of the weights, validates, writes ``out/last.ckpt`` (resumable) and exports
+the EMA model as the one-file facemotion checkpoint ``out/model.pt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from facemotion.data.features import cache_features
+from facemotion.data.native import read_manifest
+from facemotion.data.windows import MotionWindows, dataset_statistics, fixed_windows
+from facemotion.errors import DataError
+from facemotion.recipes.base import Recipe, config_from, describe
+
+
+class RecipeModule(L.LightningModule):
+    """Lightning wrapper of any recipe: phases, Adam with per-phase warm-up, EMA, validation.
+
+    The EMA copy (``ema``) follows the trained parameters with decay
+    ``min(ema_decay, (1 + k) / (10 + k))``; parameters frozen in the current phase are copied
+    instead, so a frozen module (e.g. the style encoder) is exactly the one the rest was
+    trained with. Validation runs on the EMA model.
+    """
+
+    def __init__(self, recipe: Recipe):
+        super().__init__()
+        self.recipe = recipe
+        self.ema = copy.deepcopy(recipe).requires_grad_(False)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    def training_step(self, batch, batch_idx):
+        phase = self.recipe.set_phase(self.global_step)
+        loss, terms = self.recipe.training_loss(batch)
+        self.log("loss", loss, prog_bar=True, batch_size=len(batch["length"]))
+        self.log_dict({f"train/{phase}/{k}": v for k, v in terms.items()}, batch_size=len(batch["length"]))
+        return loss
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        k = int(self.ema_updates)
+        decay = min(self.recipe.config.ema_decay, (1 + k) / (10 + k))
+        for p_ema, p in zip(self.ema.parameters(), self.recipe.parameters()):
+            if p.requires_grad:
+                p_ema.lerp_(p, 1 - decay)
+            else:
+                p_ema.copy_(p)
+        for b_ema, b in zip(self.ema.buffers(), self.recipe.buffers()):
+            b_ema.copy_(b)
+        self.ema_updates += 1
+
+    def validation_step(self, batch, batch_idx):
+        self.ema.set_phase(self.global_step)
+        self.ema.eval()
+        gen = torch.Generator(device="cpu").manual_seed(batch_idx)
+        metrics = self.ema.validation_metrics(batch, gen)
+        loss, _ = self.ema.training_loss(batch) if self.ema.phase == "denoiser" else (None, None)
+        if loss is not None:
+            metrics["loss"] = float(loss)
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["length"]))
+
+    def configure_optimizers(self):
+        cfg = self.recipe.config
+        opt = torch.optim.Adam(self.recipe.parameters(), lr=cfg.lr)
+
+        def factor(step: int) -> float:
+            return min(1.0, (step - self.recipe.phase_start(step) + 1) / max(1, cfg.warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _collate(items: list[dict]) -> dict:
+    return {"audio": torch.stack([i["audio"] for i in items]), "motion": torch.stack([i["motion"] for i in items]),
+            "length": torch.tensor([i["length"] for i in items]), "speaker": [i["speaker"] for i in items],
+            "id": [i["id"] for i in items]}
+
+
+def _read_config(config) -> dict:
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        return dict(config)
+    try:
+        return json.loads(Path(config).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{config}: not a readable JSON config ({e})") from None
+
+
+def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str | os.PathLike = "runs/train",
+          max_steps: int | None = None, batch_size: int | None = None, resume: bool = True,
+          config: str | os.PathLike | dict | None = None, audio_model_dir: str | os.PathLike | None = None,
+          accelerator: str = "auto", devices: str | int = "auto", space=None, progress: bool = True) -> Path:
+    """Train ``recipe`` on the native dataset ``data``; return the exported ``out/model.pt``.
+
+    Args:
+        recipe: a name in ``facemotion.recipes.RECIPES``.
+        data: native dataset directory (``train`` split trains, ``val`` validates if present).
+        out: run directory: ``last.ckpt`` (Lightning, resumable), ``logs/`` (CSV metrics),
+            ``config.json``, ``model.pt`` (EMA weights, facemotion checkpoint).
+        max_steps, batch_size: override the config's.
+        resume: continue from ``out/last.ckpt`` if it exists (the step count continues).
+        config: JSON file (or dict) overriding fields of the recipe's config dataclass.
+        audio_model_dir: local wav2vec2/HuBERT directory for encoders that need one.
+        accelerator, devices: Lightning's (``"cpu"``, ``"gpu"``, ``"auto"``; count or ``"auto"``).
+        space: a face space object instead of the config's (tests).
+    Raises:
+        DataError: no training clips, unreadable config or data files.
+    """
+    from facemotion.recipes import recipe_class
+
+    cls = recipe_class(recipe)
+    overrides = _read_config(config)
+    if max_steps is not None:
+        overrides["max_steps"] = max_steps
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    cfg = config_from(cls.Config, overrides, str(config or "config"))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = cls(cfg, space=space, audio_model_dir=audio_model_dir)
+    (out / "config.json").write_text(json.dumps({"recipe": recipe, **overrides}, indent=2))
+
+    train_recs, val_recs = read_manifest(data, "train"), read_manifest(data, "val")
+    if not train_recs:
+        raise DataError(f"{data}: no clips in the 'train' split")
+    feats = cache_features(data, train_recs + val_recs[:cfg.val_clips], model.audio_encoder, model.fps,
+                           cfg.feature_workers, audio_model_dir, progress)
+    model.set_statistics(dataset_statistics(data, train_recs, feats, model.space), cfg.std_floor)
+    module = RecipeModule(model)
+    loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed),
+                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate,
+                        persistent_workers=cfg.num_workers > 0)
+    val = fixed_windows(data, val_recs, feats, model.space, model.train_frames, cfg.val_clips)
+    val_loader = DataLoader(val, batch_size=len(val) or 1, collate_fn=_collate) if val else None
+    ckpt = ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0, every_n_train_steps=cfg.ckpt_every)
+    multi = devices not in ("auto", 1, "1") and str(devices) != "1"
+    trainer = L.Trainer(max_steps=cfg.max_steps, accelerator=accelerator, devices=devices,
+                        strategy="ddp_find_unused_parameters_true" if multi else "auto",
+                        default_root_dir=out, logger=CSVLogger(out, name="logs"), callbacks=[ckpt],
+                        val_check_interval=cfg.val_every if val else None, check_val_every_n_epoch=None,
+                        limit_val_batches=1 if val else 0, num_sanity_val_steps=0, log_every_n_steps=10,
+                        enable_progress_bar=progress, enable_model_summary=False, gradient_clip_val=1.0)
+    last = out / "last.ckpt"
+    trainer.fit(module, loader, val_loader, ckpt_path=last if resume and last.exists() else None)
+    if trainer.is_global_zero:
+        module.ema.save_checkpoint(out / "model.pt")
+        print(describe(module.ema))
+    return out / "model.pt"

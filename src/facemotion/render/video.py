@@ -1,0 +1,205 @@
+"""Offscreen rendering of the animated head to MP4 (H.264 + AAC speech) and to PNG stills.
+
+pyrender draws through OSMesa (software, no display or GPU needed) or EGL when OSMesa is
+missing; the platform is chosen before the first OpenGL import and an existing
+``PYOPENGL_PLATFORM`` is respected. Frames are streamed to the ffmpeg that ships with
+``imageio-ffmpeg``, so memory does not grow with the clip length.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from facemotion.errors import AudioError
+from facemotion.export.atomic import atomic_path
+
+#: linear RGBA of the background, and of the skin
+BACKGROUND_RGBA = (0.86, 0.88, 0.91, 1.0)
+SKIN_RGBA = (0.80, 0.56, 0.46, 1.0)
+#: sRGB colours of rig regions drawn in another colour than the skin (later ones win)
+REGION_COLOURS = {"lips": (176, 104, 96), "tongue": (170, 80, 82),
+                  "eyeball_left": (235, 232, 226), "eyeball_right": (235, 232, 226),
+                  "iris_left": (92, 64, 44), "iris_right": (92, 64, 44),
+                  "pupil_left": (12, 10, 10), "pupil_right": (12, 10, 10)}
+#: vertical field of view of the camera, radians
+YFOV = math.radians(25.0)
+
+
+def _pyrender():
+    if "PYOPENGL_PLATFORM" not in os.environ:
+        os.environ["PYOPENGL_PLATFORM"] = "osmesa" if ctypes.util.find_library("OSMesa") else "egl"
+    import pyrender
+
+    return pyrender
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """4×4 pose of a camera/light at ``eye`` whose -z axis points at ``target`` (+y up)."""
+    z = eye - target
+    z = z / np.linalg.norm(z)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x = x / np.linalg.norm(x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, np.cross(z, x), z, eye
+    return pose
+
+
+class HeadRenderer:
+    """Draws the head rig's mesh with a skin material, a three-point light and a fixed camera.
+
+    Lips, tongue and eyes (white, iris, pupil) are coloured from ``rig.regions``.
+
+    The camera frames the neutral head from the front, turned by ``yaw_deg`` degrees about the
+    vertical axis (positive: toward the subject's left, +x); the lights turn with it.
+    Use as a context manager (or call :meth:`close`) to free the OpenGL context.
+
+    Args:
+        rig: a :class:`facemotion.face.rig.HeadRig` (``neutral [V,3]`` metres, ``faces [F,3]``).
+        size: image width and height in pixels.
+        yaw_deg: camera azimuth in degrees (0 = front view).
+    """
+
+    def __init__(self, rig, size: int = 512, yaw_deg: float = 0.0):
+        pyrender = _pyrender()
+        self._pyrender = pyrender
+        self.faces = np.asarray(rig.faces)
+        colours = np.zeros((len(rig.neutral), 4), np.uint8)
+        colours[:] = [round(255 * c ** (1 / 2.2)) for c in SKIN_RGBA[:3]] + [255]
+        for region, rgb in REGION_COLOURS.items():
+            colours[rig.regions.get(region, []), :3] = rgb
+        self.colours = colours
+        neutral = np.asarray(rig.neutral, np.float64)
+        lo, hi = neutral.min(axis=0), neutral.max(axis=0)
+        center, extent = (lo + hi) / 2, hi - lo
+        yaw = math.radians(yaw_deg)
+        turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
+                         [-math.sin(yaw), 0, math.cos(yaw)]])
+        dist = 0.62 * max(extent[0], extent[1]) / math.tan(YFOV / 2) + extent[2] / 2
+        self.scene = pyrender.Scene(bg_color=BACKGROUND_RGBA, ambient_light=(0.18, 0.18, 0.2))
+        self.scene.add(pyrender.PerspectiveCamera(yfov=YFOV, aspectRatio=1.0, znear=dist / 20,
+                                                  zfar=dist * 20),
+                       pose=_look_at(center + turn @ [0, 0, dist], center))
+        for offset, intensity, colour in (([1.0, 0.7, 1.2], 3.2, (1.0, 0.96, 0.9)),    # key
+                                          ([-1.2, 0.2, 0.8], 1.3, (0.85, 0.9, 1.0)),   # fill
+                                          ([0.3, 1.0, -1.2], 2.5, (1.0, 1.0, 1.0))):   # rim
+            self.scene.add(pyrender.DirectionalLight(color=colour, intensity=intensity),
+                           pose=_look_at(center + turn @ np.array(offset) * dist, center))
+        self.material = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0, roughnessFactor=0.55)
+        self.renderer = pyrender.OffscreenRenderer(size, size)
+        self._node = None
+
+    def render(self, vertices: np.ndarray) -> np.ndarray:
+        """Render one mesh ``[V, 3]`` (metres) → RGB image ``[size, size, 3]`` uint8."""
+        import trimesh
+
+        if self._node is not None:
+            self.scene.remove_node(self._node)
+        normals = trimesh.Trimesh(vertices, self.faces, process=False).vertex_normals
+        primitive = self._pyrender.Primitive(positions=vertices, normals=normals,
+                                             indices=self.faces, color_0=self.colours,
+                                             material=self.material)
+        self._node = self.scene.add(self._pyrender.Mesh([primitive]))
+        color, _ = self.renderer.render(self.scene)
+        return np.ascontiguousarray(color[..., :3])
+
+    def close(self) -> None:
+        """Release the OpenGL context."""
+        self.renderer.delete()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_audio(audio: Path) -> None:
+    """Raise AudioError unless ffmpeg can decode an audio stream from ``audio``."""
+    import imageio_ffmpeg
+
+    if not audio.is_file():
+        raise AudioError(f"{audio}: no such audio file (pass another with --audio)")
+    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(audio),
+                          "-map", "0:a:0", "-t", "0.1", "-f", "null", "-"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        why = (res.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+        raise AudioError(f"{audio}: not a readable audio file ({why})")
+
+
+def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | None = None,
+                 rig=None) -> Path:
+    """Render ``anim`` to an MP4: H.264 yuv420p video at ``anim.fps``, ``size``×``size`` pixels.
+
+    One video frame per animation frame (``T`` frames, ``T / fps`` seconds). The speech
+    (``audio``, default ``anim.audio``; any format ffmpeg reads) is encoded as AAC and padded
+    with silence or trimmed to exactly the video's duration. Frames are streamed to ffmpeg;
+    a progress bar is shown for clips over 10 s on a terminal.
+
+    Args:
+        size: frame width and height in pixels (rounded up to even, as yuv420p requires).
+        rig: head rig (default: :func:`facemotion.face.rig.load_head_rig`).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        AudioError: the audio file is missing or not decodable.
+    """
+    import imageio_ffmpeg
+    from tqdm import tqdm
+
+    from facemotion.face.rig import load_head_rig
+
+    rig = rig or load_head_rig()
+    path = Path(path)
+    size += size % 2
+    audio = Path(audio) if audio is not None else anim.audio
+    output_params = ["-movflags", "+faststart"]
+    if audio is not None:
+        _check_audio(audio)
+        seconds = f"{anim.duration:.6f}"
+        output_params += ["-af", f"apad=whole_dur={seconds},atrim=end={seconds}", "-b:a", "64k"]
+    with atomic_path(path) as tmp, HeadRenderer(rig, size) as renderer:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), (size, size), fps=anim.fps, codec="libx264", pix_fmt_out="yuv420p",
+            macro_block_size=2, ffmpeg_log_level="error", output_params=output_params,
+            audio_path=str(audio) if audio is not None else None,
+            audio_codec="aac" if audio is not None else None)
+        writer.send(None)
+        try:
+            for i in tqdm(range(anim.num_frames), desc=f"render {path.name}", unit="frame",
+                          disable=True if anim.duration <= 10 else None):
+                writer.send(renderer.render(rig.vertices(anim.blendshapes[i],
+                                                         anim.head_rotation[i])))
+        finally:
+            writer.close()
+    return path
+
+
+def render_still(anim, path: str | Path, frame: int = 0, yaw_deg: float = 0.0, size: int = 512,
+                 rig=None) -> Path:
+    """Render frame ``frame`` of ``anim`` to a PNG, camera turned by ``yaw_deg`` degrees.
+
+    Use ``yaw_deg=0`` for the front view and ``30`` for a three-quarter view toward the
+    subject's left. ``size`` is the image width and height in pixels.
+    """
+    from PIL import Image
+
+    from facemotion.face.rig import load_head_rig
+
+    rig = rig or load_head_rig()
+    path = Path(path)
+    verts = rig.vertices(anim.blendshapes[frame], anim.head_rotation[frame])
+    with HeadRenderer(rig, size, yaw_deg) as renderer:
+        image = renderer.render(verts)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path

@@ -1,0 +1,78 @@
+"""Small stand-ins for the recipe tests: a linear face space and a tiny native dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from facemotion.audio.io import SAMPLE_RATE
+
+
+class TinySpace:
+    """Linear 'rig': 4 expression weights + pitch/yaw/roll, 12 vertices (lips are 0 and 1)."""
+
+    dim = 7
+    names = ["a", "b", "c", "d", "pitch", "yaw", "roll"]
+    lip_indices = [0, 1]
+    lip_landmarks = (0, 1)
+    upper_face_indices = [10, 11]
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.neutral = torch.randn(12, 3, generator=g) * 0.05
+        self.neutral[0] = torch.tensor([0.0, 0.01, 0.1])
+        self.neutral[1] = torch.tensor([0.0, -0.01, 0.1])
+        self.deltas = torch.randn(4, 12, 3, generator=g) * 0.01
+        self.deltas[0, 1] = torch.tensor([0.0, -0.02, 0.0])  # weight "a" opens the mouth
+
+    def join(self, blendshapes, head_rotation):
+        return np.concatenate([blendshapes[:, :4], head_rotation], axis=1)
+
+    def expression_vertices(self, x):
+        return self.neutral.to(x) + torch.einsum("...k,kvc->...vc", x[..., :4], self.deltas.to(x))
+
+    def decode(self, x):
+        return self.expression_vertices(x)  # head pose ignored by the stand-in
+
+    def head_pose(self, x):
+        return x[..., 4:7]
+
+    def lip_aperture(self, v):
+        return (v[..., 0, :] - v[..., 1, :]).norm(dim=-1)
+
+
+TINY_CONFIG = {
+    "space": "recipe_helpers:TinySpace",
+    "audio_encoder": {"name": "mel", "n_mels": 8},
+    "window": 20, "n_prev_motions": 4, "d_model": 32, "n_layers": 2, "n_heads": 2, "ff_mult": 2,
+    "dropout": 0.0, "style_dim": 16, "style_layers": 1, "style_heads": 2, "style_steps": 2,
+    "warmup": 1, "lr": 1e-3, "num_workers": 0, "feature_workers": 1, "val_every": 4, "val_clips": 1,
+    "ckpt_every": 1, "steps": 5, "batch_size": 4,
+}
+
+
+def make_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: int = 25) -> Path:
+    """A native dataset whose jaw weight 'a' follows the loudness of a noise-burst signal."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(clips):
+        n = int(seconds * SAMPLE_RATE)
+        env = (np.sin(np.arange(n) / SAMPLE_RATE * 2 * np.pi * (1.5 + i)) > 0).astype(np.float32)
+        sf.write(root / f"c{i}.wav", env * rng.normal(0, 0.3, n).astype(np.float32), SAMPLE_RATE)
+        t = int(seconds * fps)
+        frame_env = env[((np.arange(t) + 0.5) / fps * SAMPLE_RATE).astype(int)]
+        bs = np.zeros((t, 52), np.float32)
+        bs[:, 0] = frame_env
+        bs[:, 1] = 0.3 * i
+        head = np.zeros((t, 3), np.float32)
+        head[:, 1] = 0.05 * np.sin(np.arange(t) / fps)
+        np.savez(root / f"c{i}.npz", blendshapes=bs, head_rotation=head, fps=fps)
+        lines.append({"id": f"c{i}", "speaker": f"s{i}", "split": "val" if i == clips - 1 else "train",
+                      "fps": fps, "audio": f"c{i}.wav", "motion": f"c{i}.npz", "duration": seconds})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return root

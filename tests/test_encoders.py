@@ -1,0 +1,120 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facemotion.audio.encoders import (
+    ConcatEncoder,
+    HubertEncoder,
+    MelEncoder,
+    PhoneticEncoder,
+    Wav2Vec2Encoder,
+    build_audio_encoder,
+    frame_average,
+)
+from facemotion.audio.io import SAMPLE_RATE, load_audio
+from facemotion.audio.phones import PHONE_INDEX
+from facemotion.errors import AudioError, FacemotionError
+
+WAV = Path("/work/shared/audio/cmu_arctic_slt_a0009.wav")
+
+
+@pytest.fixture(scope="module")
+def speech():
+    if WAV.exists():
+        return load_audio(WAV)
+    rng = np.random.default_rng(0)  # fallback: amplitude-modulated noise
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    return (rng.standard_normal(len(t)) * 0.1 * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+
+
+def _tiny_model_dir(tmp_path_factory, kind):
+    from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config_cls, model_cls = {"wav2vec2": (Wav2Vec2Config, Wav2Vec2Model), "hubert": (HubertConfig, HubertModel)}[kind]
+    config = config_cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        conv_dim=(16, 16, 16, 16, 16, 16, 16), num_conv_pos_embeddings=16,
+                        num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp(kind)
+    model_cls(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(path)
+    return path
+
+
+def test_frame_average_resamples_exactly():
+    ramp = np.arange(100, dtype=np.float32)[:, None]  # 1 s at 100 Hz
+    out = frame_average(ramp, 100.0, 25, 25.0)
+    np.testing.assert_allclose(out[:, 0], np.arange(25) * 4 + 1.5, atol=1e-4)
+    padded = frame_average(ramp, 100.0, 30, 25.0)  # past the end → last frame
+    assert padded.shape == (30, 1) and padded[-1, 0] == pytest.approx(99.0)
+    up = frame_average(ramp[:4], 100.0, 8, 200.0)
+    np.testing.assert_allclose(up[:, 0], [0, 0, 1, 1, 2, 2, 3, 3])
+
+
+def test_mel_shape_and_normalisation(speech):
+    enc = MelEncoder()
+    feats = enc.encode_numpy(speech, 78, 25.0)
+    assert feats.shape == (78, 80) and enc.dim == 80
+    assert np.abs(feats.mean(axis=0)).max() < 0.2  # per-band normalised over the utterance
+    assert 0.6 < feats.std(axis=0).mean() < 1.1
+    batch = enc(torch.from_numpy(np.stack([speech, speech[::-1].copy()])), 50, 30.0)
+    assert batch.shape == (2, 50, 80)
+    np.testing.assert_allclose(batch[0].numpy(), enc.encode_numpy(speech, 50, 30.0), atol=1e-6)
+    assert not list(enc.parameters())
+
+
+def test_phonetic_features_speech_vs_silence(speech):
+    enc = PhoneticEncoder()
+    feats = enc.encode_numpy(speech, 78, 25.0)
+    assert feats.shape == (78, enc.dim) and enc.dim == 40 + 10 + 1
+    sil = PHONE_INDEX["SIL"]
+    np.testing.assert_allclose(feats[:, :40].sum(axis=1), 1.0, atol=1e-5)  # soft one-hot over phones
+    speech_frames = feats[20:60]  # 0.8–2.4 s is speech in the example
+    assert speech_frames[:, sil].mean() < 0.2
+    silence = enc.encode_numpy(np.zeros(2 * SAMPLE_RATE, dtype=np.float32), 50, 25.0)
+    assert silence[:, sil].min() > 0.99
+    assert np.abs(silence - feats[:50]).max() > 0.5
+
+
+def test_config_round_trip_rebuilds_identical_encoder(speech):
+    enc = ConcatEncoder([PhoneticEncoder(smooth=0.08, visemes=False), MelEncoder(n_mels=40)])
+    config = enc.config()
+    rebuilt = build_audio_encoder(config)
+    assert rebuilt.config() == config and rebuilt.dim == enc.dim == 41 + 40
+    np.testing.assert_array_equal(rebuilt.encode_numpy(speech, 40, 25.0), enc.encode_numpy(speech, 40, 25.0))
+    assert build_audio_encoder("mel").dim == 80
+    with pytest.raises(FacemotionError, match="'nope'"):
+        build_audio_encoder({"name": "nope"})
+
+
+@pytest.mark.parametrize("kind,cls", [("wav2vec2", Wav2Vec2Encoder), ("hubert", HubertEncoder)])
+def test_transformer_encoders(tmp_path_factory, speech, kind, cls):
+    model_dir = _tiny_model_dir(tmp_path_factory, kind)
+    enc = build_audio_encoder({"name": kind, "trainable": False}, model_dir=model_dir)
+    assert isinstance(enc, cls) and enc.dim == 32
+    wave = torch.from_numpy(np.stack([speech[:32000], speech[8000:40000]]))
+    out = enc(wave, 50, 25.0)
+    assert out.shape == (2, 50, 32) and torch.isfinite(out).all()
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.model.training
+    np.testing.assert_allclose(enc.encode_numpy(speech[:32000], 50, 25.0), out[0].numpy(), atol=1e-5)
+
+    trainable = build_audio_encoder({"name": kind, "model_dir": "/nowhere", "trainable": True}, model_dir=model_dir)
+    assert all(p.requires_grad for p in trainable.model.encoder.parameters())
+    assert not any(p.requires_grad for p in trainable.model.feature_extractor.parameters())
+    trainable(wave, 30, 30.0).sum().backward()
+    assert trainable.model.encoder.layers[0].attention.q_proj.weight.grad is not None
+    rebuilt = build_audio_encoder(trainable.config())
+    assert rebuilt.config() == trainable.config() and rebuilt.trainable
+
+
+def test_transformer_model_dir_errors(tmp_path):
+    with pytest.raises(AudioError, match="missing_model: wav2vec2 model directory not found"):
+        Wav2Vec2Encoder(tmp_path / "missing_model")
+    with pytest.raises(AudioError, match="config.json missing"):
+        HubertEncoder(tmp_path)
+    with pytest.raises(FacemotionError, match="model_dir"):
+        build_audio_encoder({"name": "hubert"})

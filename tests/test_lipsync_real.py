@@ -1,0 +1,56 @@
+"""Lip sync on real speech: the shipped model must close the lips on /p b m/ and open them on
+open vowels (thresholds in facemotion.metrics.lipsync.THRESHOLDS); a model-free baseline must not
+pass the same check."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, SegmentCache, SpeechItem,
+                                        aperture_from_blendshapes, evaluate_real_speech,
+                                        load_realval, viseme_baseline)
+
+ROOT = Path(__file__).resolve().parents[1]
+REALVAL = Path(os.environ.get("FACEMOTION_REALVAL", ROOT.parent / "shared" / "audio" / "realval"))
+DEFAULT_MODEL = ROOT / "src" / "facemotion" / "pretrained" / "default.pt"
+# recordings rich in /p b m/ (about 30 bilabial segments with the ARCTIC example)
+SUBSET = ("ps_sense_and_sensibility_01_austen_64kb-0870.wav",
+          "ps_sense_and_sensibility_01_austen_64kb-0920.wav",
+          "ps_sense_and_sensibility_01_austen_64kb-0930.wav",
+          "ps_cards_005.wav", "mfa_mfa_puddy.flac", "mfa_mfa_bottle.flac")
+
+
+@pytest.fixture(scope="module")
+def items():
+    if not (REALVAL / "transcripts.json").is_file():
+        pytest.skip(f"real speech not found at {REALVAL} (set FACEMOTION_REALVAL)")
+    chosen = [i for i in load_realval(REALVAL) if i.audio.name in SUBSET]
+    assert len(chosen) == len(SUBSET)
+    return chosen + [SpeechItem(ROOT / "examples" / "cmu_arctic_slt_a0009.wav", ARCTIC_TRANSCRIPT)]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return SegmentCache(tmp_path_factory.mktemp("segments") / "segments.json")
+
+
+def test_viseme_baseline_fails_the_check(items, cache):
+    report = evaluate_real_speech(viseme_baseline(25.0, cache), items, 25.0, cache)
+    assert report.num_bilabial >= 25 and not report.skipped
+    assert not report.passes(), report.summary()
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no shipped model yet at {DEFAULT_MODEL}")
+def test_default_model_lip_sync_on_real_speech(items, cache):
+    from facemotion import Animator
+
+    animator = Animator.from_pretrained("default")
+    report = evaluate_real_speech(
+        lambda path: aperture_from_blendshapes(animator.generate(path, seed=0).blendshapes),
+        items, animator.fps, cache)
+    print(report.summary())
+    assert report.num_bilabial >= 25 and not report.skipped
+    assert report.closure_rate >= 0.9, report.summary()
+    assert report.open_bilabial_ratio >= 3.0, report.summary()
+    assert report.shut_open_vowel_rate <= 0.05, report.summary()
