@@ -369,7 +369,7 @@ def build():
 
     # jaw skinning weights
     y, z = v[:, 1], v[:, 2]
-    base = _smooth01((-0.022 - y) / 0.06) * _smooth01((z - 0.005) / 0.05) * _smooth01((y + 0.128) / 0.03)
+    base = _smooth01((-0.022 - y) / 0.06) * _smooth01((z - 0.0) / 0.07) * _smooth01((y + 0.135) / 0.05)
     mouth = kernel(v, [0.0, MOUTH_Y, 0.07], [0.03, 0.011, 0.04], [0.042, 0.022, 0.06])
     jaw_w = np.where(is_skin, mouth * low + (1 - mouth) * base, 0.0)
     jaw_w[tq] = 1.0
@@ -554,6 +554,7 @@ def main(argv=None):
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, args.out)
     finally:
         if os.path.exists(tmp):

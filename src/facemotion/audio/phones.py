@@ -98,7 +98,7 @@ def _phone_loop_decoder():
     from pocketsphinx import Decoder
 
     return Decoder(allphone=os.path.join(_model_dir(), "en-us-phone.lm.bin"), lm=None, bestpath=False,
-                   lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+                   lw=2.0, pip=0.3, beam=1e-15, pbeam=1e-15, loglevel="FATAL")
 
 
 @functools.lru_cache(maxsize=1)

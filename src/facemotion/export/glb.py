@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
-import trimesh
 
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.render.video import vertex_normals
 
 #: base colour (linear RGBA) of the skin material
 SKIN_RGBA = [0.80, 0.56, 0.46, 1.0]
@@ -73,13 +73,6 @@ class _Builder:
         self.gltf.set_binary_blob(blob)
 
 
-def _normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit vertex normals ``[V, 3]``; +z where adjacent faces cancel (glTF requires unit length)."""
-    normals = np.array(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, np.float32)
-    normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 0.0, 1.0)
-    return normals
-
-
 def write_glb(anim, path: str | Path, rig=None) -> Path:
     """Write ``anim`` on ``rig`` (default: the built-in head) as an animated ``.glb``.
 
@@ -94,12 +87,12 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
     b = _Builder(gltf)
     neutral = np.asarray(rig.neutral, np.float32)
     faces = np.asarray(rig.faces, np.uint32)
-    base_normals = _normals(neutral, faces)
+    base_normals = vertex_normals(neutral, faces)
     attrs = gl.Attributes(POSITION=b.add(neutral, gl.VEC3, gl.ARRAY_BUFFER, minmax=True),
                           NORMAL=b.add(base_normals, gl.VEC3, gl.ARRAY_BUFFER))
     targets = []
     for delta in np.asarray(rig.deltas, np.float32):
-        dn = _normals(neutral + delta, faces) - base_normals
+        dn = vertex_normals(neutral + delta, faces) - base_normals
         targets.append({"POSITION": b.add(delta, gl.VEC3, minmax=True, sparse=True),
                         "NORMAL": b.add(dn, gl.VEC3, sparse=True)})
     indices = b.add(faces.reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)

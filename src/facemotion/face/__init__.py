@@ -1,1 +1,7 @@
-"""facemotion.face"""
+"""facemotion.face: face spaces, the built-in head rig, ARKit names and rotation conventions.
+
+- :mod:`facemotion.face.arkit`: the 52 ARKit blendshape names in Apple's order.
+- :mod:`facemotion.face.rig`: :func:`load_head_rig` -> :class:`HeadRig` (mesh + 52 morph targets).
+- :mod:`facemotion.face.space`: :class:`FaceSpace`, :class:`BlendshapeSpace` (torch decoding).
+- :mod:`facemotion.face.rotation`: ``euler_to_matrix`` / ``matrix_to_euler`` (pitch, yaw, roll).
+"""

@@ -22,11 +22,11 @@ from facemotion.export.atomic import atomic_path
 #: linear RGBA of the background, and of the skin
 BACKGROUND_RGBA = (0.86, 0.88, 0.91, 1.0)
 SKIN_RGBA = (0.80, 0.56, 0.46, 1.0)
-#: sRGB colours of rig regions drawn in another colour than the skin (later ones win)
-REGION_COLOURS = {"lips": (176, 104, 96), "tongue": (170, 80, 82),
-                  "eyeball_left": (235, 232, 226), "eyeball_right": (235, 232, 226),
-                  "iris_left": (92, 64, 44), "iris_right": (92, 64, 44),
-                  "pupil_left": (12, 10, 10), "pupil_right": (12, 10, 10)}
+#: linear RGB of rig regions drawn in another colour than the skin (later ones win)
+REGION_COLOURS = {"tongue": (0.62, 0.26, 0.27),
+                  "eyeball_left": (0.85, 0.83, 0.80), "eyeball_right": (0.85, 0.83, 0.80),
+                  "iris_left": (0.28, 0.17, 0.10), "iris_right": (0.28, 0.17, 0.10),
+                  "pupil_left": (0.02, 0.02, 0.02), "pupil_right": (0.02, 0.02, 0.02)}
 #: vertical field of view of the camera, radians
 YFOV = math.radians(25.0)
 
@@ -37,6 +37,23 @@ def _pyrender():
     import pyrender
 
     return pyrender
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals ``[V, 3]`` of a triangle mesh (``[V, 3]``, ``[F, 3]``).
+
+    A vertex whose adjacent face normals cancel (or that no face uses) gets +z, so every
+    normal has unit length (as glTF requires).
+    """
+    v = np.asarray(vertices, np.float64)
+    face_normals = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    normals = np.stack([sum(np.bincount(faces[:, c], face_normals[:, k], minlength=len(v))
+                            for c in range(3)) for k in range(3)], axis=1)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    bad = length[:, 0] < 1e-12
+    normals = np.divide(normals, length, out=np.zeros_like(normals), where=~bad[:, None])
+    normals[bad] = (0.0, 0.0, 1.0)
+    return normals.astype(np.float32)
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -53,7 +70,7 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
 class HeadRenderer:
     """Draws the head rig's mesh with a skin material, a three-point light and a fixed camera.
 
-    Lips, tongue and eyes (white, iris, pupil) are coloured from ``rig.regions``.
+    The tongue and the eyes (white, iris, pupil) are coloured from ``rig.regions``.
 
     The camera frames the neutral head from the front, turned by ``yaw_deg`` degrees about the
     vertical axis (positive: toward the subject's left, +x); the lights turn with it.
@@ -69,18 +86,16 @@ class HeadRenderer:
         pyrender = _pyrender()
         self._pyrender = pyrender
         self.faces = np.asarray(rig.faces)
-        colours = np.zeros((len(rig.neutral), 4), np.uint8)
-        colours[:] = [round(255 * c ** (1 / 2.2)) for c in SKIN_RGBA[:3]] + [255]
+        self.colours = np.tile(np.float32(SKIN_RGBA), (len(rig.neutral), 1))
         for region, rgb in REGION_COLOURS.items():
-            colours[rig.regions.get(region, []), :3] = rgb
-        self.colours = colours
+            self.colours[rig.regions.get(region, []), :3] = rgb
         neutral = np.asarray(rig.neutral, np.float64)
         lo, hi = neutral.min(axis=0), neutral.max(axis=0)
         center, extent = (lo + hi) / 2, hi - lo
         yaw = math.radians(yaw_deg)
         turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
                          [-math.sin(yaw), 0, math.cos(yaw)]])
-        dist = 0.62 * max(extent[0], extent[1]) / math.tan(YFOV / 2) + extent[2] / 2
+        dist = 0.56 * max(extent[0], extent[1]) / math.tan(YFOV / 2) + extent[2] / 2
         self.scene = pyrender.Scene(bg_color=BACKGROUND_RGBA, ambient_light=(0.18, 0.18, 0.2))
         self.scene.add(pyrender.PerspectiveCamera(yfov=YFOV, aspectRatio=1.0, znear=dist / 20,
                                                   zfar=dist * 20),
@@ -97,12 +112,10 @@ class HeadRenderer:
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         """Render one mesh ``[V, 3]`` (metres) → RGB image ``[size, size, 3]`` uint8."""
-        import trimesh
-
         if self._node is not None:
             self.scene.remove_node(self._node)
-        normals = trimesh.Trimesh(vertices, self.faces, process=False).vertex_normals
-        primitive = self._pyrender.Primitive(positions=vertices, normals=normals,
+        primitive = self._pyrender.Primitive(positions=vertices,
+                                             normals=vertex_normals(vertices, self.faces),
                                              indices=self.faces, color_0=self.colours,
                                              material=self.material)
         self._node = self.scene.add(self._pyrender.Mesh([primitive]))
