@@ -187,4 +187,4 @@ def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, lis
         else:  # gain (last): may clip, like an overdriven recording
             y = y / max(1.0, float(np.abs(y).max())) * 10 ** (rng.uniform(-12, 6) / 20)
     y = y / max(1.0, float(np.abs(y).max())) if "gain" not in kinds else y
-    return np.clip(y, -1.0, 1.0).astype(np.float32), sorted(kinds)
+    return np.clip(y, -1.0, 1.0).astype(np.float32), sorted(str(k) for k in kinds)
