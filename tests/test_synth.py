@@ -155,7 +155,7 @@ def _files(root: Path) -> set[str]:
 
 def test_interrupted_corpus_resumes_without_duplicates(tmp_path, monkeypatch):
     # seed 1: the first shards use fast (espeak/flite) voices; one clip a shard, ~4 shards
-    hours, size, seed = 22.0 / 3600, 1, 1
+    hours, size, seed = 30.0 / 3600, 1, 1
     full = corpus.generate_corpus(tmp_path / "full", hours, workers=2, seed=seed, shard_size=size, progress=False)
     full_ids = [r["id"] for r in read_manifest(tmp_path / "full")]
 

@@ -17,10 +17,7 @@ import pygltflib as gl
 
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
-from facemotion.render.video import vertex_normals
-
-#: base colour (linear RGBA) of the skin material
-SKIN_RGBA = [0.80, 0.56, 0.46, 1.0]
+from facemotion.render.video import SKIN_RGBA, vertex_normals
 
 
 class _Builder:
@@ -98,7 +95,7 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
     indices = b.add(faces.reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
     gltf.materials.append(gl.Material(
         name="skin", doubleSided=False,
-        pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=SKIN_RGBA,
+        pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=list(SKIN_RGBA),
                                                      metallicFactor=0.0, roughnessFactor=0.6)))
     gltf.meshes.append(gl.Mesh(
         name="head", weights=[0.0] * len(ARKIT_BLENDSHAPES),

@@ -19,6 +19,7 @@ import numpy as np
 from facemotion.errors import DataError
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.render.video import SKIN_RGBA
 
 JOINT = "head"
 
@@ -80,7 +81,7 @@ def write_usd(anim, path: str | Path, rig=None) -> Path:
         mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
         mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
         mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-        mesh.CreateDisplayColorAttr([Gf.Vec3f(0.80, 0.56, 0.46)])
+        mesh.CreateDisplayColorAttr([Gf.Vec3f(*SKIN_RGBA[:3])])
         binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
         binding.CreateSkeletonRel().SetTargets([skel.GetPath()])
         binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
