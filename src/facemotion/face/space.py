@@ -48,8 +48,12 @@ class FaceSpace(nn.Module):
         if x.shape[-1] != self.dim:
             raise ValueError(f"{type(self).__name__}: expected motion [..., {self.dim}], got shape {tuple(x.shape)}")
 
-    def expression_vertices(self, x: torch.Tensor) -> torch.Tensor:
-        """Vertices with zero head pose: ``x [B, T, D] -> [B, T, V, 3]`` metres."""
+    def expression_vertices(self, x: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Vertices with zero head pose: ``x [B, T, D] -> [B, T, V, 3]`` metres.
+
+        With ``indices [K]`` (vertex indices) only those vertices are decoded: ``[B, T, K, 3]``;
+        training losses use this to avoid decoding the whole mesh every step.
+        """
         raise NotImplementedError
 
     def head_pose(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,11 +117,15 @@ class BlendshapeSpace(FaceSpace):
         """Inverse of :meth:`join`: ``[..., 55] -> ([..., 52] weights, [..., 3] radians)``."""
         return x[..., : len(ARKIT_BLENDSHAPES)], x[..., len(ARKIT_BLENDSHAPES):]
 
-    def expression_vertices(self, x: torch.Tensor) -> torch.Tensor:
-        """Vertices with zero head pose: ``x [..., 55] -> [..., V, 3]`` metres."""
+    def expression_vertices(self, x: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Vertices with zero head pose: ``x [..., 55] -> [..., V, 3]`` metres
+        (``[..., K, 3]`` for the vertex ``indices [K]`` only)."""
         self._check(x)
         w = x[..., : len(ARKIT_BLENDSHAPES)].to(self.deltas.dtype)
-        return self.neutral + (w @ self.deltas).unflatten(-1, (self.num_vertices, 3))
+        if indices is None:
+            return self.neutral + (w @ self.deltas).unflatten(-1, (self.num_vertices, 3))
+        deltas = self.deltas.view(len(ARKIT_BLENDSHAPES), self.num_vertices, 3)[:, indices]
+        return self.neutral[indices] + (w @ deltas.flatten(1)).unflatten(-1, (len(indices), 3))
 
     def head_pose(self, x: torch.Tensor) -> torch.Tensor:
         """Head rotation ``x [..., 55] -> [..., 3]`` radians (pitch, yaw, roll)."""

@@ -33,12 +33,12 @@ class TrainConfig:
     feature caching processes; seed.
     """
 
-    lr: float = 1e-4
-    warmup: int = 500
+    lr: float = 4e-4
+    warmup: int = 100
     batch_size: int = 32
-    max_steps: int = 4000
-    ema_decay: float = 0.999
-    val_every: int = 500
+    max_steps: int = 2000
+    ema_decay: float = 0.995
+    val_every: int = 250
     val_clips: int = 8
     ckpt_every: int = 200
     num_workers: int = 0

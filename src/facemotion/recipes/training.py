@@ -61,13 +61,14 @@ class RecipeModule(L.LightningModule):
         self.ema_updates += 1
 
     def validation_step(self, batch, batch_idx):
-        self.ema.set_phase(self.global_step)
+        """Sampling metrics of the EMA model, and its loss at fixed noise (fixed RNG seed)."""
         self.ema.eval()
+        self.ema.phase = self.recipe.phase
         gen = torch.Generator(device="cpu").manual_seed(batch_idx)
         metrics = self.ema.validation_metrics(batch, gen)
-        loss, _ = self.ema.training_loss(batch) if self.ema.phase == "denoiser" else (None, None)
-        if loss is not None:
-            metrics["loss"] = float(loss)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(batch_idx)
+            metrics["loss"] = float(self.ema.training_loss(batch)[0])
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["length"]))
 
     def configure_optimizers(self):

@@ -1,0 +1,70 @@
+"""The Lightning trainer: feature cache, resume from last.ckpt, EMA, export (tiny config)."""
+
+import csv
+
+import torch
+
+from facemotion.data.features import cache_features, feature_dir
+from facemotion.data.native import read_manifest
+from facemotion.recipes import load_checkpoint, train
+from facemotion.recipes.training import RecipeModule
+from recipe_helpers import TINY_CONFIG, make_dataset
+
+
+def test_train_resumes_and_exports(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    model = train("diffposetalk", data, out, max_steps=5, config=TINY_CONFIG, accelerator="cpu", devices=1)
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 5
+    first = load_checkpoint(model)
+    train("diffposetalk", data, out, max_steps=8, config=TINY_CONFIG, accelerator="cpu", devices=1)
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 8  # continued, not restarted
+    module_state = ckpt["state_dict"]
+    # the style encoder is frozen after style_steps (2): its EMA copy equals the trained one
+    for k, v in module_state.items():
+        if k.startswith("recipe.style_encoder."):
+            torch.testing.assert_close(module_state["ema." + k[len("recipe."):]], v)
+    second = load_checkpoint(model)
+    moved = [not torch.equal(a, b) for a, b in zip(first.denoiser.parameters(), second.denoiser.parameters())]
+    assert any(moved)
+    rows = [r for f in sorted((out / "logs").rglob("metrics.csv")) for r in csv.DictReader(open(f))]
+    val = [r for r in rows if r.get("val/lve_mm")]
+    assert val and all(float(r["val/lve_mm"]) > 0 for r in val)
+    assert {int(r["step"]) for r in val} >= {3, 7}
+    sample = second.sample(torch.randn(33, second.audio_encoder.dim), generator=torch.Generator().manual_seed(0))
+    assert sample.shape == (1, 33, 7) and torch.isfinite(sample).all()
+
+
+def test_feature_cache_is_resumable(tmp_path):
+    data = make_dataset(tmp_path / "data", clips=2)
+    from facemotion.audio.encoders import build_audio_encoder
+
+    enc = build_audio_encoder(TINY_CONFIG["audio_encoder"])
+    recs = read_manifest(data)
+    d = cache_features(data, recs, enc, 25.0, progress=False)
+    assert d == feature_dir(data, enc.config(), 25.0)
+    assert sorted(p.stem for p in d.glob("*.npy")) == ["c0", "c1"]
+    stamp = (d / "c0.npy").stat().st_mtime_ns
+    (d / "c1.npy").unlink()
+    cache_features(data, recs, enc, 25.0, progress=False)
+    assert (d / "c0.npy").stat().st_mtime_ns == stamp and (d / "c1.npy").exists()
+
+
+def test_ema_copies_frozen_and_averages_trained_parameters():
+    from facemotion.recipes.base import config_from
+    from facemotion.recipes.diffposetalk import DiffPoseTalk, DiffPoseTalkConfig
+
+    recipe = DiffPoseTalk(config_from(DiffPoseTalkConfig, TINY_CONFIG))
+    module = RecipeModule(recipe)
+    recipe.set_phase(10)  # denoiser phase: style encoder frozen
+    with torch.no_grad():
+        for p in recipe.parameters():
+            p.add_(1.0)
+    module.ema_updates.fill_(10**6)
+    module.on_train_batch_end(None, None, 0)
+    d = 1 - recipe.config.ema_decay
+    se_raw, se_ema = next(recipe.style_encoder.parameters()), next(module.ema.style_encoder.parameters())
+    torch.testing.assert_close(se_ema, se_raw)
+    dn_raw, dn_ema = recipe.denoiser.out.bias, module.ema.denoiser.out.bias
+    torch.testing.assert_close(dn_ema, dn_raw - 1.0 + d)
