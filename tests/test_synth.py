@@ -16,7 +16,7 @@ from facemotion.audio.phones import PHONES
 from facemotion.data.native import load_motion, read_manifest
 from facemotion.face.arkit import ARKIT_INDEX
 from facemotion.synth import corpus
-from facemotion.synth.animate import animate, lower_face, num_frames, upper_face_and_head
+from facemotion.synth.animate import PHONE_VISEMES, animate, lower_face, num_frames
 from facemotion.synth.speaker import Style, augment, change_voice
 from facemotion.synth.text import sample_sentence
 from facemotion.synth.tts import VOICES, ipa_to_arpabet, synthesize
@@ -65,6 +65,7 @@ def test_tts_engines_give_contiguous_arpabet_phones(clips):
         assert seq[:4] == ["M", "EY", "B", "IY"], (key, seq[:6])
         assert sum(p in ("P", "B", "M") for p in seq) >= 12, key
     assert ipa_to_arpabet("ɑːɹ") == ["AA", "R"] and ipa_to_arpabet("") == ["SIL"]
+    assert set(PHONES) <= set(PHONE_VISEMES)
 
 
 def test_every_bilabial_closes_the_lips(clips):
@@ -143,6 +144,7 @@ def test_voice_change_keeps_timing_and_augment_keeps_length(clips):
     slow = change_voice(wave, 1.2, 210.0, 1.2, speed=0.9)
     assert slow.size == round(wave.size / 0.9)
     assert np.abs(slow).max() == pytest.approx(0.9, abs=1e-3)
+    np.testing.assert_array_equal(slow, change_voice(wave, 1.2, 210.0, 1.2, speed=0.9))
     for seed in range(4):
         y, effects = augment(slow, np.random.default_rng(seed))
         assert y.shape == slow.shape and 1 <= len(effects) <= 2 and np.abs(y).max() <= 1.0

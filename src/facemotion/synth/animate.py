@@ -56,8 +56,6 @@ GROUPS = {
                  "mouthShrugLower", "tongueOut"),
 }
 BILABIALS = frozenset(VISEME_CLASSES["bilabial"])
-OPEN_VOWELS = frozenset({"AA", "AE", "AO", "AH"})
-CLOSED_VOWELS = frozenset({"IY", "UW", "IH", "UH"})
 CLOSURE_JAW = 0.08
 
 

@@ -233,7 +233,7 @@ def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = 
     next_submit = next_commit
     buffered: dict[int, tuple[list[dict], list[str]]] = {}
     skipped: list[str] = []
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     bar = tqdm(total=round(target), initial=min(round(total), round(target)), unit="s", desc="synth audio",
                disable=not progress, dynamic_ncols=True)
 

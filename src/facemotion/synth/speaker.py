@@ -126,11 +126,14 @@ def change_voice(wave: np.ndarray, formant_ratio: float, pitch_median: float, pi
             by ``1 / speed``.
 
     Returns:
-        ``[round(N / speed)]`` float32 16 kHz waveform, peak-normalised to 0.9.
+        ``[round(N / speed)]`` float32 16 kHz waveform, peak-normalised to 0.9; the same
+        inputs always give the same output (Praat's random generator is reseeded).
     """
     import parselmouth
-    from parselmouth.praat import call
+    from parselmouth.praat import call, run
 
+    # PSOLA draws random numbers: seed Praat's generator so the clip is reproducible
+    run("random_initializeWithSeedUnsafelyButPredictably (1)")
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     out = call(sound, "Change gender", 75, 600, formant_ratio, pitch_median, pitch_range, 1.0 / speed)
     y = out.values[0].astype(np.float32)

@@ -2,7 +2,9 @@
 
 * ``espeak``: espeak-ng through its C library (``libespeak-ng.so.1``, ctypes) with
   ``espeakEVENT_PHONEME`` events in IPA; each event's ``audio_position`` (ms) is the
-  phone's start, the next event's is its end.
+  phone's start, the next event's is its end. Each utterance runs in a forked child
+  with a freshly initialised library, because the library's state carries over between
+  utterances and would make the output depend on what was spoken before.
 * ``flite``: ``flite -psdur`` prints ``phone:end_time`` for every segment.
 * ``festival``: a Scheme script synthesises the utterance and prints the ``Segment``
   relation (name, end time).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import subprocess
 import tempfile
 import unicodedata
@@ -170,7 +173,7 @@ _CHARS_UTF8 = 1
 
 
 class _Espeak:
-    """One espeak-ng library instance per process (the library keeps global state)."""
+    """The espeak-ng library with a synth callback collecting samples and phoneme events."""
 
     def __init__(self) -> None:
         self.lib = ctypes.CDLL("libespeak-ng.so.1")
@@ -207,15 +210,39 @@ class _Espeak:
         return wave, list(self._events)
 
 
-_ESPEAK: _Espeak | None = None
+def _espeak_fresh(voice: str, text: str, rate: int, pitch: int) -> tuple[int, np.ndarray, list]:
+    """Synthesise in a forked child that initialises espeak-ng from scratch.
+
+    espeak-ng keeps state between calls (its pitch flutter runs on across utterances), so
+    the same call gives slightly different audio and timing depending on what was spoken
+    before; a fresh library per utterance makes every clip a pure function of its inputs.
+    Returns ``(sample rate, wave [N] float32, [(ipa, ms), ...])``.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        try:
+            os.close(read_fd)
+            engine = _Espeak()
+            payload = pickle.dumps((engine.rate, *engine.synth(voice, text, rate, pitch, 50)))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            payload = pickle.dumps(RuntimeError(f"espeak-ng: {e}"))
+        with os.fdopen(write_fd, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    result = pickle.loads(data) if data else RuntimeError("espeak-ng child died")
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _espeak(voice: str, text: str, rate: float, pitch: float) -> tuple[np.ndarray, Phones]:
-    global _ESPEAK
-    if _ESPEAK is None:
-        _ESPEAK = _Espeak()
-    wave, events = _ESPEAK.synth(voice, text, round(175 * rate), round(pitch), 50)
-    duration = len(wave) / _ESPEAK.rate
+    sr, wave, events = _espeak_fresh(voice, text, round(175 * rate), round(pitch))
+    duration = len(wave) / sr
     phones: Phones = [("SIL", 0.0, events[0][1] / 1000.0 if events else duration)]
     for k, (name, pos) in enumerate(events):
         start = pos / 1000.0
@@ -228,7 +255,7 @@ def _espeak(voice: str, text: str, rate: float, pitch: float) -> tuple[np.ndarra
         weights = np.array([2.0 if lab[0] in "AEIOU" else 1.0 for lab in labels])
         bounds = start + (end - start) * np.concatenate([[0], np.cumsum(weights) / weights.sum()])
         phones += [(lab, float(bounds[j]), float(bounds[j + 1])) for j, lab in enumerate(labels)]
-    return _resample(wave, _ESPEAK.rate), _merge(phones)
+    return _resample(wave, sr), _merge(phones)
 
 
 # ---------------------------------------------------------------- flite, festival
