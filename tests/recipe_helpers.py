@@ -32,8 +32,9 @@ class TinySpace:
     def join(self, blendshapes, head_rotation):
         return np.concatenate([blendshapes[:, :4], head_rotation], axis=1)
 
-    def expression_vertices(self, x):
-        return self.neutral.to(x) + torch.einsum("...k,kvc->...vc", x[..., :4], self.deltas.to(x))
+    def expression_vertices(self, x, indices=None):
+        v = self.neutral.to(x) + torch.einsum("...k,kvc->...vc", x[..., :4], self.deltas.to(x))
+        return v if indices is None else v[..., indices, :]
 
     def decode(self, x):
         return self.expression_vertices(x)  # head pose ignored by the stand-in

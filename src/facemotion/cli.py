@@ -61,6 +61,12 @@ def _bench(args) -> int:
     return bench_command(args)
 
 
+def _eval(args) -> int:
+    from facemotion.metrics.evaluate import eval_command
+
+    return eval_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``facemotion`` command (all subcommands)."""
     p = argparse.ArgumentParser(
@@ -148,6 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--speech", type=Path,
                    help="recording to loop to each duration (default: the CMU ARCTIC example)")
     b.set_defaults(func=_bench)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a dataset split (LVE, MVE, FDD, MOD, BA, diversity)",
+                        description="Sample every clip of a split (default: test, held-out speakers) and "
+                                    "compare with its ground truth; prints the figures pooled over clips "
+                                    "(mean over clips) and optionally writes per-clip and pooled JSON.")
+    ev.add_argument("--model", default="default", help="'default' (shipped model) or a checkpoint path (.pt)")
+    ev.add_argument("--data", type=Path, required=True, help="native dataset directory")
+    ev.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
+    ev.add_argument("--max-clips", type=int, help="evaluate only the first N clips, sorted by id (default: all)")
+    ev.add_argument("--num-samples", type=int, default=5, help="samples per clip, for diversity (default: 5)")
+    ev.add_argument("--seed", type=int, default=0, help="sampling seed of every clip (default: 0)")
+    ev.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    ev.add_argument("--style-from-gt", action="store_true",
+                    help="condition on the style of each clip's own ground truth (default: no style)")
+    ev.add_argument("--json", type=Path, help="write the per-clip and pooled figures to this JSON file")
+    ev.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory (models that use one)")
+    ev.set_defaults(func=_eval)
     return p
 
 
