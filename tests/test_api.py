@@ -148,3 +148,23 @@ def test_tiny_diffposetalk_checkpoint_end_to_end(tmp_path):
     assert style.shape == (8,) and np.isfinite(style).all()
     styled = animator.generate(EXAMPLE, seed=1, style=style, w_style=2.0)
     assert styled.blendshapes.shape == a.blendshapes.shape
+
+
+def test_default_model_speaks_the_example(capsys):
+    """The shipped model animates the example recording through the CLI: the lips open on
+    the vowels and close again, the head moves, and the video (kept in tests/artifacts for a
+    person to watch) has the speech muxed in."""
+    from facemotion.animation import Animation
+    from facemotion.face.rig import load_head_rig
+
+    out = Path(__file__).resolve().parent / "artifacts" / "default_model"
+    assert main(["generate", str(EXAMPLE), "-o", str(out), "--seed", "0", "--formats", "npz,mp4"]) == 0
+    assert "seed: 0" in capsys.readouterr().out
+    anim = Animation.load(out / "cmu_arctic_slt_a0009.npz")
+    assert abs(anim.duration - 3.1) < 0.1
+    rig = load_head_rig()
+    v = anim.vertices()
+    aperture = np.linalg.norm(v[:, rig.landmarks["upper_lip_mid"]] - v[:, rig.landmarks["lower_lip_mid"]], axis=-1)
+    assert aperture.max() > 0.006 and aperture.min() < 0.002
+    assert np.ptp(anim.head_rotation, axis=0).max() > np.radians(0.5)
+    assert (out / "cmu_arctic_slt_a0009.mp4").stat().st_size > 10_000
