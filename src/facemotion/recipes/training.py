@@ -41,6 +41,8 @@ class RecipeModule(L.LightningModule):
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     def training_step(self, batch, batch_idx):
+        """One optimiser step's loss: the recipe's ``training_loss`` in its current phase
+        (batch of 2·T_w windows, see ``data.windows``); logs every weighted term."""
         phase = self.recipe.set_phase(self.global_step)
         loss, terms = self.recipe.training_loss(batch)
         self.log("loss", loss, prog_bar=True, batch_size=len(batch["length"]))
@@ -49,6 +51,7 @@ class RecipeModule(L.LightningModule):
 
     @torch.no_grad()
     def on_train_batch_end(self, outputs, batch, batch_idx):
+        """Update the EMA copy after each optimiser step (decay as in the class docstring)."""
         k = int(self.ema_updates)
         decay = min(self.recipe.config.ema_decay, (1 + k) / (10 + k))
         for p_ema, p in zip(self.ema.parameters(), self.recipe.parameters()):
@@ -72,6 +75,7 @@ class RecipeModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["length"]))
 
     def configure_optimizers(self):
+        """Adam at ``config.lr`` with a linear warm-up of ``config.warmup`` steps per phase."""
         cfg = self.recipe.config
         opt = torch.optim.Adam(self.recipe.parameters(), lr=cfg.lr)
 
