@@ -39,16 +39,32 @@ def _pyrender():
     return pyrender
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def face_incidence(faces: np.ndarray, num_vertices: int):
+    """Sparse ``[V, F]`` matrix with a 1 where vertex ``v`` is a corner of face ``f``.
+
+    Multiplying it by per-face vectors ``[F, 3]`` sums them over each vertex's faces; pass it to
+    :func:`vertex_normals` to avoid rebuilding it for every frame of an animation.
+    """
+    from scipy.sparse import csr_matrix
+
+    faces = np.asarray(faces)
+    rows = faces.reshape(-1)
+    cols = np.repeat(np.arange(len(faces)), 3)
+    return csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces)))
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, incidence=None) -> np.ndarray:
     """Area-weighted unit vertex normals ``[V, 3]`` of a triangle mesh (``[V, 3]``, ``[F, 3]``).
 
     A vertex whose adjacent face normals cancel (or that no face uses) gets +z, so every
-    normal has unit length (as glTF requires).
+    normal has unit length (as glTF requires). ``incidence`` is :func:`face_incidence` of
+    ``faces`` (built here when None).
     """
-    v = np.asarray(vertices, np.float64)
+    v = np.asarray(vertices, np.float32)
     face_normals = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    normals = np.stack([sum(np.bincount(faces[:, c], face_normals[:, k], minlength=len(v))
-                            for c in range(3)) for k in range(3)], axis=1)
+    if incidence is None:
+        incidence = face_incidence(faces, len(v))
+    normals = np.asarray(incidence @ face_normals, np.float64)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     bad = length[:, 0] < 1e-12
     normals = np.divide(normals, length, out=np.zeros_like(normals), where=~bad[:, None])
@@ -67,10 +83,24 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     return pose
 
 
-class HeadRenderer:
-    """Draws the head rig's mesh with a skin material, a three-point light and a fixed camera.
+#: three-point lighting: (direction toward the light in camera-aligned axes, intensity, linear RGB)
+LIGHTS = (((1.0, 0.7, 1.2), 1.0, (1.0, 0.96, 0.9)),    # key
+          ((-1.2, 0.2, 0.8), 0.42, (0.85, 0.9, 1.0)),  # fill
+          ((0.3, 1.0, -1.2), 0.8, (1.0, 1.0, 1.0)))    # rim
+#: linear RGB of the ambient light
+AMBIENT = (0.18, 0.18, 0.2)
+#: Blinn-Phong specular strength and exponent of the skin
+SPECULAR, SHININESS = 0.08, 24.0
 
-    The tongue and the eyes (white, iris, pupil) are coloured from ``rig.regions``.
+
+class HeadRenderer:
+    """Draws the head rig's mesh with a skin colour, a three-point light and a fixed camera.
+
+    The tongue and the eyes (white, iris, pupil) are coloured from ``rig.regions``. Shading is
+    computed per vertex on the CPU (Lambert diffuse plus Blinn-Phong specular from
+    :data:`LIGHTS` and :data:`AMBIENT`, sRGB-encoded) and the mesh is drawn unlit with those
+    colours, interpolated across faces (Gouraud shading): with ~14k vertices this looks like
+    per-pixel lighting and costs a fraction of it in a software rasteriser.
 
     The camera frames the neutral head from the front, turned by ``yaw_deg`` degrees about the
     vertical axis (positive: toward the subject's left, +x); the lights turn with it.
@@ -84,11 +114,15 @@ class HeadRenderer:
 
     def __init__(self, rig, size: int = 512, yaw_deg: float = 0.0):
         pyrender = _pyrender()
+        from pyrender.constants import RenderFlags
+
         self._pyrender = pyrender
+        self._flags = RenderFlags.FLAT
         self.faces = np.asarray(rig.faces)
-        self.colours = np.tile(np.float32(SKIN_RGBA), (len(rig.neutral), 1))
+        self._incidence = face_incidence(self.faces, len(rig.neutral))
+        self.albedo = np.tile(np.float32(SKIN_RGBA[:3]), (len(rig.neutral), 1))
         for region, rgb in REGION_COLOURS.items():
-            self.colours[rig.regions.get(region, []), :3] = rgb
+            self.albedo[rig.regions.get(region, []), :] = rgb
         neutral = np.asarray(rig.neutral, np.float64)
         lo, hi = neutral.min(axis=0), neutral.max(axis=0)
         center, extent = (lo + hi) / 2, hi - lo
@@ -96,30 +130,40 @@ class HeadRenderer:
         turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
                          [-math.sin(yaw), 0, math.cos(yaw)]])
         dist = 0.56 * max(extent[0], extent[1]) / math.tan(YFOV / 2) + extent[2] / 2
-        self.scene = pyrender.Scene(bg_color=BACKGROUND_RGBA, ambient_light=(0.18, 0.18, 0.2))
+        self.view_dir = turn @ np.array([0.0, 0.0, 1.0])
+        dirs = np.stack([turn @ (np.array(d) / np.linalg.norm(d)) for d, _, _ in LIGHTS])
+        halves = dirs + self.view_dir
+        self._light_dirs = dirs.T.astype(np.float32)                                 # [3, L]
+        self._half_dirs = (halves / np.linalg.norm(halves, axis=1, keepdims=True)).T.astype(np.float32)
+        self._light_colours = np.array([i * np.array(c) for _, i, c in LIGHTS], np.float32)  # [L, 3]
+        self._ambient = np.float32(AMBIENT)
+        self.scene = pyrender.Scene(bg_color=BACKGROUND_RGBA)
         self.scene.add(pyrender.PerspectiveCamera(yfov=YFOV, aspectRatio=1.0, znear=dist / 20,
                                                   zfar=dist * 20),
-                       pose=_look_at(center + turn @ [0, 0, dist], center))
-        for offset, intensity, colour in (([1.0, 0.7, 1.2], 3.2, (1.0, 0.96, 0.9)),    # key
-                                          ([-1.2, 0.2, 0.8], 1.3, (0.85, 0.9, 1.0)),   # fill
-                                          ([0.3, 1.0, -1.2], 2.5, (1.0, 1.0, 1.0))):   # rim
-            self.scene.add(pyrender.DirectionalLight(color=colour, intensity=intensity),
-                           pose=_look_at(center + turn @ np.array(offset) * dist, center))
-        self.material = pyrender.MetallicRoughnessMaterial(
-            baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0, roughnessFactor=0.55)
+                       pose=_look_at(center + self.view_dir * dist, center))
+        self.material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0))
         self.renderer = pyrender.OffscreenRenderer(size, size)
         self._node = None
+
+    def shade(self, vertices: np.ndarray) -> np.ndarray:
+        """sRGB vertex colours ``[V, 4]`` float32 in [0, 1] of the posed mesh ``[V, 3]`` (metres)."""
+        n = vertex_normals(vertices, self.faces, self._incidence)
+        lambert = np.clip(n @ self._light_dirs, 0.0, None)                        # [V, L]
+        blinn = np.clip(n @ self._half_dirs, 0.0, None) ** SHININESS * (lambert > 0)
+        linear = self.albedo * (lambert @ self._light_colours + self._ambient)
+        linear += SPECULAR * blinn @ self._light_colours
+        rgba = np.ones((len(n), 4), np.float32)
+        rgba[:, :3] = np.clip(linear, 0.0, 1.0) ** (1.0 / 2.2)
+        return rgba
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
         """Render one mesh ``[V, 3]`` (metres) → RGB image ``[size, size, 3]`` uint8."""
         if self._node is not None:
             self.scene.remove_node(self._node)
-        primitive = self._pyrender.Primitive(positions=vertices,
-                                             normals=vertex_normals(vertices, self.faces),
-                                             indices=self.faces, color_0=self.colours,
-                                             material=self.material)
+        primitive = self._pyrender.Primitive(positions=vertices, indices=self.faces,
+                                             color_0=self.shade(vertices), material=self.material)
         self._node = self.scene.add(self._pyrender.Mesh([primitive]))
-        color, _ = self.renderer.render(self.scene)
+        color, _ = self.renderer.render(self.scene, flags=self._flags)
         return np.ascontiguousarray(color[..., :3])
 
     def close(self) -> None:
@@ -151,6 +195,9 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
                  rig=None) -> Path:
     """Render ``anim`` to an MP4: H.264 yuv420p video at ``anim.fps``, ``size``×``size`` pixels.
 
+    x264 runs with ``-preset veryfast`` (default CRF 23): about 3 ms a frame instead of 11 at
+    512×512 on two cores, at a bitrate a face on a plain background barely needs.
+
     One video frame per animation frame (``T`` frames, ``T / fps`` seconds). The speech
     (``audio``, default ``anim.audio``; any format ffmpeg reads) is encoded as AAC and padded
     with silence or trimmed to exactly the video's duration. Frames are streamed to ffmpeg;
@@ -175,7 +222,7 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
     path = Path(path)
     size += size % 2
     audio = Path(audio) if audio is not None else anim.audio
-    output_params = ["-movflags", "+faststart"]
+    output_params = ["-preset", "veryfast", "-movflags", "+faststart"]
     if audio is not None:
         _check_audio(audio)
         seconds = f"{anim.duration:.6f}"
