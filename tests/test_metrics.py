@@ -107,6 +107,9 @@ def test_lipsync_report_by_hand():
     assert report.mean_open_aperture == pytest.approx((11 + 1.25) / 2 * MM)
     assert report.open_bilabial_ratio == pytest.approx(6.125 / 3.5)
     assert report.shut_open_vowel_rate == 0.5
+    # closures: frame 7 falls in the gap after P (no speech: not counted); the shut EH (14-15)
+    # and IY (17-18) runs are during speech and at no bilabial
+    assert (item.speech_closures, item.false_closures) == (2, 2)
     assert not report.passes()
     # a second recording with one clean closure and one wide open vowel, pooled
     good = measure_lipsync(np.r_[np.zeros(3), np.full(3, 9 * MM)], fps,
@@ -114,6 +117,8 @@ def test_lipsync_report_by_hand():
     pooled = LipSyncReport([item, good])
     assert pooled.closure_rate == pytest.approx(2 / 3)
     assert pooled.shut_open_vowel_rate == pytest.approx(1 / 3)
+    assert (good.speech_closures, good.false_closures) == (1, 0)
+    assert pooled.false_closure_rate == pytest.approx(2 / 3)
     assert LipSyncReport([good]).passes()
     assert "closure rate" in pooled.summary()
 

@@ -16,6 +16,10 @@ Figures, pooled over all segments of all recordings:
   weigh equally). Target >= 3.
 * **shut open-vowel rate**: fraction of open-vowel segments whose maximum aperture (frames
   overlapping the segment) stays below 2 mm. Target <= 0.05.
+* **false closure rate** (no target; it shows whether closures are placed or merely frequent):
+  a closure is a run of consecutive frames below 2 mm; among closures that overlap speech
+  (any non-silence segment), the fraction that overlaps no bilabial segment, the run being
+  widened by :data:`TOLERANCE_FRAMES` on each side. Lips shut during pauses do not count.
 
 Open vowels are the ``"open"`` viseme class of :mod:`facemotion.audio.phones`: AA AE AH AW AY
 EH (open and open-mid unrounded vowels and the diphthongs starting open). Rounded (AO, OW, UW,
@@ -108,6 +112,10 @@ class ItemLipSync:
     bilabial_mean: list[float] = field(default_factory=list)
     open_mean: list[float] = field(default_factory=list)
     open_max: list[float] = field(default_factory=list)
+    speech_closures: int = 0
+    """Closures (runs of frames below 2 mm) that overlap speech."""
+    false_closures: int = 0
+    """Of those, closures that overlap no bilabial segment (within the tolerance)."""
 
     @property
     def closures(self) -> int:
@@ -125,10 +133,25 @@ def measure_lipsync(aperture, fps: float, segments: Iterable[PhoneSegment],
         segments: phone segments (seconds) from forced alignment.
         name: label of the recording.
     Returns:
-        the per-segment figures; segments lying beyond the last frame are skipped.
+        the per-segment figures and the closure counts; segments lying beyond the last frame
+        are skipped.
     """
     aperture = np.asarray(aperture, dtype=np.float64)
+    segments = list(segments)
     out = ItemLipSync(name)
+    speech = np.zeros(len(aperture), bool)
+    bilabial = np.zeros(len(aperture), bool)
+    for seg in segments:
+        if seg.phone != "SIL":
+            speech[segment_frames(seg.start, seg.end, fps, len(aperture))] = True
+        if seg.phone in BILABIALS:
+            bilabial[segment_frames(seg.start, seg.end, fps, len(aperture), TOLERANCE_FRAMES)] = True
+    closed = np.r_[False, aperture < CLOSED_BELOW, False]
+    edges = np.flatnonzero(np.diff(closed.astype(np.int8)))
+    for lo, hi in zip(edges[::2], edges[1::2]):  # closure runs [lo, hi)
+        if speech[lo:hi].any():
+            out.speech_closures += 1
+            out.false_closures += int(not bilabial[lo:hi].any())
     for seg in segments:
         if seg.phone not in BILABIALS and seg.phone not in OPEN_VOWELS:
             continue
@@ -196,9 +219,16 @@ class LipSyncReport:
         v = self._pool("open_max")
         return float(np.mean(v < CLOSED_BELOW)) if v.size else float("nan")
 
+    @property
+    def false_closure_rate(self) -> float:
+        """Fraction of closures during speech that lie at no bilabial (NaN without closures)."""
+        total = sum(item.speech_closures for item in self.items)
+        return sum(item.false_closures for item in self.items) / total if total else float("nan")
+
     def figures(self) -> dict[str, float]:
         """All pooled figures (apertures in metres)."""
-        return {"closure_rate": self.closure_rate, "open_bilabial_ratio": self.open_bilabial_ratio,
+        return {"false_closure_rate": self.false_closure_rate,
+                "num_speech_closures": sum(item.speech_closures for item in self.items), "closure_rate": self.closure_rate, "open_bilabial_ratio": self.open_bilabial_ratio,
                 "shut_open_vowel_rate": self.shut_open_vowel_rate,
                 "mean_open_aperture": self.mean_open_aperture,
                 "mean_bilabial_aperture": self.mean_bilabial_aperture,
@@ -220,7 +250,9 @@ class LipSyncReport:
                 f"< {CLOSED_BELOW * 1000:g} mm within +-{TOLERANCE_FRAMES} frame)\n"
                 f"  open/bilabial ratio    {f['open_bilabial_ratio']:.2f}   (target >= 3; "
                 f"{f['mean_open_aperture'] * 1000:.2f} mm / {f['mean_bilabial_aperture'] * 1000:.2f} mm)\n"
-                f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= 0.05)")
+                f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= 0.05)\n"
+                f"  false closure rate     {f['false_closure_rate']:.3f}  (no target; of "
+                f"{f['num_speech_closures']} closures during speech, those at no /p b m/)")
 
 
 def default_cache_path() -> Path:
