@@ -108,3 +108,18 @@ def test_tiny_model_overfits_one_clip():
         loss.backward()
         opt.step()
     assert fixed_loss() < before / 10
+
+
+def test_init_from_extends_audio_channels_without_changing_outputs():
+    small = _recipe().eval()
+    wide = DiffPoseTalk(config_from(DiffPoseTalkConfig, {
+        **TINY_CONFIG, "audio_encoder": {"name": "concat", "encoders": [
+            TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 3}]}})).eval()
+    assert wide.init_from(small) == ["denoiser.audio_start", "denoiser.audio_in.weight"]
+    x, audio = torch.randn(2, 20, 7), torch.randn(2, 24, small.audio_encoder.dim)
+    extra = torch.randn(2, 24, 3)
+    t, style = torch.tensor([5, 300]), torch.randn(2, 16)
+    expected = small.denoiser(x, t, None, audio, style)
+    torch.testing.assert_close(wide.denoiser(x, t, None, torch.cat([audio, extra], -1), style), expected)
+    with pytest.raises(DataError, match="does not fit"):
+        small.init_from(wide)

@@ -118,3 +118,15 @@ def test_transformer_model_dir_errors(tmp_path):
         HubertEncoder(tmp_path)
     with pytest.raises(FacemotionError, match="model_dir"):
         build_audio_encoder({"name": "hubert"})
+
+
+def test_phonetic_words_search(speech):
+    enc = build_audio_encoder({"name": "phonetic", "search": "words", "vocabulary": 5000})
+    assert enc.config()["vocabulary"] == 5000 and enc.dim == PhoneticEncoder().dim
+    feats = enc.encode_numpy(speech, 80, 25.0)
+    assert feats.shape == (80, enc.dim)
+    assert np.allclose(feats[:, :len(PHONE_INDEX)].sum(axis=1), 1.0, atol=1e-4)  # phone posteriors-ish
+    if WAV.exists():  # "table" ends the sentence: its /b/ near 2.7 s
+        assert feats[int(2.6 * 25):int(2.85 * 25), PHONE_INDEX["B"]].max() > 0.5
+    with pytest.raises(FacemotionError, match="unknown search"):
+        PhoneticEncoder(search="lattice")

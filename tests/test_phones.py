@@ -12,6 +12,7 @@ from facemotion.audio.phones import (
     normalize_transcript,
     phone_loop,
     phone_to_viseme,
+    recognize,
 )
 from facemotion.errors import AudioError
 
@@ -91,3 +92,24 @@ def test_phone_loop_long_audio_is_chunked(wave):
     assert all(b.start == pytest.approx(a.end, abs=1e-6) for a, b in zip(segments, segments[1:]))
     assert segments[-1].end == pytest.approx(len(long) / SAMPLE_RATE, abs=0.02)
     assert sum(s.phone == "P" for s in segments) >= 2
+
+
+def test_recognize_finds_words_and_bilabials(wave):
+    segments = recognize(wave)
+    assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(len(wave) / SAMPLE_RATE, abs=0.02)
+    assert all(b.start >= a.end - 1e-6 for a, b in zip(segments, segments[1:]))
+    words = {s.word for s in segments}
+    assert {"turned", "table"} <= words
+    bilabial_refs = [r for r in _reference() if r[0] in ("P", "B", "M")]  # "sharply", "table"
+    found = [r for r in bilabial_refs
+             if any(s.phone in ("P", "B", "M") and s.start < r[2] + 0.03 and s.end > r[1] - 0.03 for s in segments)]
+    assert len(found) == len(bilabial_refs) == 2
+    assert {s.phone for s in recognize(np.zeros(SAMPLE_RATE, dtype=np.float32))} == {"SIL"}
+
+
+def test_recognize_in_parallel_equals_sequential(wave):
+    long = np.concatenate([wave, np.zeros(SAMPLE_RATE // 2, np.float32)] * 3)
+    sequential = recognize(long, chunk_s=3.0)
+    assert sequential == recognize(long, chunk_s=3.0, workers=2)
+    assert sum(s.word == "table" and s.phone == "B" for s in sequential) == 3
+    assert sequential[-1].end == pytest.approx(len(long) / SAMPLE_RATE, abs=0.02)

@@ -39,7 +39,7 @@ def _train(args) -> int:
     train(recipe=args.recipe, data=args.data, out=args.out, max_steps=args.max_steps,
           batch_size=args.batch_size, resume=not args.no_resume, config=args.config,
           audio_model_dir=args.audio_model_dir, accelerator=args.accelerator,
-          devices=args.devices)
+          devices=args.devices, init=args.init)
     return 0
 
 
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None, help="batch size")
     t.add_argument("--config", type=Path, help="JSON file overriding the recipe's config")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--init", type=Path,
+                   help="checkpoint (.pt) whose weights start the run (fine-tuning; new audio channels start at 0)")
     t.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory")
     t.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     t.add_argument("--devices", default="auto", help="Lightning devices")

@@ -6,8 +6,8 @@ dict that ``build_audio_encoder`` turns back into an identical encoder) and
 time ``(t + 0.5) / fps`` seconds; audio shorter than ``num_frames / fps`` is edge-padded.
 
 - ``mel``: per-utterance normalised log-mel spectrogram (no parameters).
-- ``phonetic``: pocketsphinx phone-loop posteriors-ish: smoothed one-hot phones, viseme
-  classes and a confidence channel (no parameters).
+- ``phonetic``: pocketsphinx phone segments (phone loop, or recognised words' phones):
+  smoothed one-hot phones, viseme classes and a confidence channel (no parameters).
 - ``wav2vec2`` / ``hubert``: ``transformers`` models loaded from a local directory; the
   convolutional feature encoder is always frozen and the transformer is fine-tuned when
   ``trainable`` (DiffPoseTalk §3.2.1).
@@ -17,6 +17,7 @@ time ``(t + 0.5) / fps`` seconds; audio shorter than ``num_frames / fps`` is edg
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facemotion.audio.io import SAMPLE_RATE
-from facemotion.audio.phones import PHONE_INDEX, PHONES, VISEMES, phone_loop, phone_to_viseme
+from facemotion.audio.phones import (PHONE_INDEX, PHONES, VISEMES, VOCABULARY_SIZE, phone_loop, phone_to_viseme,
+                                     recognize)
 from facemotion.errors import AudioError, FacemotionError
 
 
@@ -144,24 +146,46 @@ class MelEncoder(NumpyEncoder):
 
 
 class PhoneticEncoder(NumpyEncoder):
-    """Phone-loop features: smoothed one-hot phones (40), viseme classes (10) and confidence (1).
+    """Phone features: smoothed one-hot phones (40), viseme classes (10) and confidence (1).
 
-    pocketsphinx all-phone decoding (no transcript, ``phone_loop``) gives segments; each
+    pocketsphinx segments the audio without a transcript, by all-phone decoding
+    (``search="phone_loop"``, :func:`phone_loop`) or by word recognition with its n-gram
+    language model (``search="words"``, :func:`recognize`, ``vocabulary`` words, long audio
+    decoded on every core); each
     10 ms frame gets a one-hot over ``PHONES`` and over ``VISEMES`` (if ``visemes``), and
-    the segment confidence (if ``confidence``); the frames are smoothed with a Hann window
-    of ``smooth`` seconds (soft boundaries, robust to segmentation jitter) and averaged
-    over each output frame. Output ``[T, 40 (+10) (+1)]``.
+    the segment confidence (if ``confidence``; 1 for recognised words); the frames are
+    smoothed with a Hann window of ``smooth`` seconds (soft boundaries, robust to
+    segmentation jitter) and averaged over each output frame. Output ``[T, 40 (+10) (+1)]``.
+
+    Raises:
+        FacemotionError: unknown ``search``.
     """
 
     name = "phonetic"
+    SEARCHES = ("phone_loop", "words")
 
-    def __init__(self, smooth: float = 0.05, visemes: bool = True, confidence: bool = True):
+    def __init__(self, smooth: float = 0.05, visemes: bool = True, confidence: bool = True,
+                 search: str = "phone_loop", vocabulary: int = VOCABULARY_SIZE):
         super().__init__()
+        if search not in self.SEARCHES:
+            raise FacemotionError(f"audio encoder 'phonetic': unknown search {search!r} "
+                                  f"(choose from {', '.join(self.SEARCHES)})")
         self.smooth, self.visemes, self.confidence = float(smooth), bool(visemes), bool(confidence)
+        self.search, self.vocabulary = search, int(vocabulary)
         self.dim = len(PHONES) + (len(VISEMES) if self.visemes else 0) + int(self.confidence)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "smooth": self.smooth, "visemes": self.visemes, "confidence": self.confidence}
+        config = {"name": self.name, "smooth": self.smooth, "visemes": self.visemes,
+                  "confidence": self.confidence, "search": self.search}
+        if self.search == "words":
+            config["vocabulary"] = self.vocabulary
+        return config
+
+    def segments(self, wave: np.ndarray) -> list:
+        """Phone segments (``facemotion.audio.phones.PhoneSegment``) of a 16 kHz waveform ``[N]``."""
+        if self.search == "words":
+            return recognize(wave, self.vocabulary, workers=min(4, os.cpu_count() or 1))
+        return phone_loop(wave)
 
     def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
         rate = 100.0
@@ -169,7 +193,7 @@ class PhoneticEncoder(NumpyEncoder):
         frames = np.zeros((count, self.dim), dtype=np.float32)
         frames[:, PHONE_INDEX["SIL"]] = 1.0
         if len(wave) >= SAMPLE_RATE // 10:
-            for seg in phone_loop(wave):
+            for seg in self.segments(wave):
                 lo, hi = int(round(seg.start * rate)), min(count, int(round(seg.end * rate)))
                 frames[lo:hi] = 0.0
                 frames[lo:hi, PHONE_INDEX[seg.phone]] = 1.0

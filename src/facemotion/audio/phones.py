@@ -1,4 +1,5 @@
-"""Phone segmentation (pocketsphinx phone loop) and forced alignment, plus viseme classes.
+"""Phone segmentation (pocketsphinx phone loop or word recognition) and forced alignment, plus
+viseme classes.
 
 Phones are CMU/ARPAbet symbols without stress digits; silences and fillers are ``"SIL"``.
 Both decoders need 16 kHz mono input (``facemotion.audio.io.load_audio`` gives that).
@@ -108,6 +109,30 @@ def _align_decoder():
     return Decoder(lm=None, bestpath=False, loglevel="FATAL")
 
 
+VOCABULARY_SIZE = 10000
+"""Words known to :func:`recognize`: the most frequent English words (``wordfreq``) that cmudict has."""
+
+
+@functools.lru_cache(maxsize=2)
+def _word_decoder(vocabulary: int):
+    import tempfile
+
+    from pocketsphinx import Decoder
+    from wordfreq import top_n_list
+
+    entries: dict[str, list[str]] = {}
+    with open(os.path.join(_model_dir(), "cmudict-en-us.dict"), encoding="utf-8") as f:
+        for line in f:
+            entries.setdefault(line.split(" ", 1)[0].split("(")[0], []).append(line)
+    words = [w for w in top_n_list("en", 3 * vocabulary) if w in entries][:vocabulary]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "vocabulary.dict")
+        with open(path, "w", encoding="utf-8") as f:
+            for word in words:
+                f.writelines(entries[word])
+        return Decoder(dict=path, bestpath=False, loglevel="FATAL")
+
+
 def _add_pronunciation(decoder, word: str, phones: str) -> None:
     """Add ``word`` (or, if the dictionary has it with other phones, an alternative ``word(k)``)."""
     k = 1
@@ -176,6 +201,80 @@ def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
             chunk[-1] = dataclasses.replace(chunk[-1], end=hi / SAMPLE_RATE)
         segments.extend(chunk)
     return _merge_silences(segments)
+
+
+def _recognize_utterance(args: tuple[np.ndarray, float, int]) -> list[PhoneSegment]:
+    """Word recognition and phone alignment of one utterance (int16 ``pcm``, ``offset`` s)."""
+    pcm, offset, vocabulary = args
+    decoder = _word_decoder(vocabulary)
+    decoder.reinit_feat()  # each utterance on its own: the same result in any process and order
+    data = pcm.tobytes()
+    decoder.start_utt()
+    decoder.process_raw(data, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    segments: list[PhoneSegment] = []
+    if hyp is not None and hyp.hypstr.strip():
+        try:
+            decoder.set_alignment()
+            decoder.start_utt()
+            decoder.process_raw(data, full_utt=True)
+            decoder.end_utt()
+            for word in decoder.get_alignment() or []:
+                label = None if word.name.startswith("<") else re.sub(r"\(\d+\)$", "", word.name)
+                for phone in word:
+                    start = offset + phone.start / _FRAME_RATE
+                    segments.append(PhoneSegment(normalize_phone(phone.name), start,
+                                                 start + phone.duration / _FRAME_RATE, label))
+        except RuntimeError:  # the hypothesis cannot be aligned: the utterance stays silent
+            segments = []
+        finally:
+            decoder.activate_search()
+    end = offset + len(pcm) / SAMPLE_RATE
+    if not segments or segments[-1].end < end:
+        segments.append(PhoneSegment("SIL", segments[-1].end if segments else offset, end))
+    return segments
+
+
+def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: float = 10.0,
+              workers: int = 1) -> list[PhoneSegment]:
+    """Transcript-free phones from word recognition: pocketsphinx decodes words with its
+    n-gram language model, then aligns the recognised words' phones (~0.1–0.2× real time
+    on one core).
+
+    Word-level decoding constrains phone sequences to real words, which finds /p b m/ more
+    reliably than the phone loop on real speech, with fewer false ones (realval recordings:
+    0.62 of the force-aligned /p b m/ segments against the phone loop's 0.60, and 0.78 for
+    the two together); the price is 2–4× the phone loop's time. The dictionary is cut to the
+    ``vocabulary`` most frequent English words (cmudict ∩ ``wordfreq``), which halves the
+    decoding time for a small loss of recall. Long input is decoded as independent
+    utterances of about ``chunk_s`` seconds split at the quietest 10 ms frame, in
+    ``workers`` processes (forked, where the platform allows) when there are several.
+
+    Args:
+        wave: ``[N]`` float32 waveform, 16 kHz mono.
+        vocabulary: number of words the decoder knows.
+        chunk_s: utterance length for long audio, seconds.
+        workers: processes decoding utterances in parallel (1 = in this process).
+
+    Returns:
+        Contiguous segments covering the waveform (silence where no word was recognised),
+        times in seconds, each with its recognised ``word``.
+    """
+    pcm = _to_int16(wave)
+    bounds = _split_points(pcm, chunk_s, search_s=min(2.0, chunk_s / 4))
+    jobs = [(pcm[lo:hi], lo / SAMPLE_RATE, int(vocabulary)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    _word_decoder(int(vocabulary))  # built once here, inherited by forked workers
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context(method)) as pool:
+            parts = list(pool.map(_recognize_utterance, jobs))
+    else:
+        parts = [_recognize_utterance(job) for job in jobs]
+    return _merge_silences([seg for part in parts for seg in part])
 
 
 def _merge_silences(segments: list[PhoneSegment]) -> list[PhoneSegment]:

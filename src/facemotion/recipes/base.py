@@ -142,6 +142,40 @@ class Recipe(nn.Module):
             torch.save(blob, tmp)
         return Path(path)
 
+    @torch.no_grad()
+    def init_from(self, other: "Recipe") -> list[str]:
+        """Copy ``other``'s trained parameters into this recipe before fine-tuning it.
+
+        A parameter of the same shape is copied; one that is larger along some dimensions
+        (e.g. ``denoiser.audio_in.weight`` ``[d, C]`` after audio channels were appended to the
+        encoder, ``[d, C + C']``) gets ``other``'s values in its leading slice and zeros in the
+        rest, so the new inputs start out ignored and the model computes what ``other`` did.
+        Buffers (normalisation statistics) are not copied: training sets them from its data.
+
+        Returns:
+            names of the parameters that were only partly copied.
+        Raises:
+            DataError: another recipe, or a parameter missing, smaller or of another rank.
+        """
+        if other.name != self.name:
+            raise DataError(f"cannot initialise {self.name!r} from a {other.name!r} checkpoint")
+        theirs = dict(other.named_parameters())
+        partial = []
+        for name, mine in self.named_parameters():
+            if name.startswith("space."):
+                continue
+            src = theirs.get(name)
+            if src is None or src.dim() != mine.dim() or any(a < b for a, b in zip(mine.shape, src.shape)):
+                raise DataError(f"initial checkpoint: parameter {name} "
+                                f"{'missing' if src is None else tuple(src.shape)} does not fit {tuple(mine.shape)}")
+            if src.shape == mine.shape:
+                mine.copy_(src)
+            else:
+                mine.zero_()
+                mine[tuple(slice(0, n) for n in src.shape)] = src
+                partial.append(name)
+        return partial
+
     @classmethod
     def from_checkpoint_dict(cls, blob: dict, audio_model_dir=None, source: str = "checkpoint") -> "Recipe":
         """Rebuild a recipe from a loaded checkpoint dict (see ``recipes.load_checkpoint``)."""

@@ -20,7 +20,10 @@ from facemotion.diffusion.windows import autoregressive_windows, window_slice
 from facemotion.models import StyleEncoder, TransformerDenoiser
 from facemotion.recipes.base import Recipe, TrainConfig
 
-DEFAULT_AUDIO = {"name": "concat", "encoders": [{"name": "phonetic"}, {"name": "mel"}]}
+# Phone-loop phones, log-mel, then the phones of recognised words (appended last, so that a model
+# trained on the first two can be extended: ``Recipe.init_from``).
+DEFAULT_AUDIO = {"name": "concat", "encoders": [{"name": "phonetic"}, {"name": "mel"},
+                                                {"name": "phonetic", "search": "words"}]}
 # Guidance branches of eq. 10: D(∅, ∅), D(A, ∅), D(A, s).
 BRANCHES = ({"audio", "style"}, {"style"}, set())
 

@@ -106,7 +106,8 @@ def _read_config(config) -> dict:
 def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str | os.PathLike = "runs/train",
           max_steps: int | None = None, batch_size: int | None = None, resume: bool = True,
           config: str | os.PathLike | dict | None = None, audio_model_dir: str | os.PathLike | None = None,
-          accelerator: str = "auto", devices: str | int = "auto", space=None, progress: bool = True) -> Path:
+          accelerator: str = "auto", devices: str | int = "auto", space=None, progress: bool = True,
+          init: str | os.PathLike | None = None) -> Path:
     """Train ``recipe`` on the native dataset ``data``; return the exported ``out/model.pt``.
 
     Args:
@@ -120,6 +121,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         audio_model_dir: local wav2vec2/HuBERT directory for encoders that need one.
         accelerator, devices: Lightning's (``"cpu"``, ``"gpu"``, ``"auto"``; count or ``"auto"``).
         space: a face space object instead of the config's (tests).
+        init: a facemotion checkpoint whose weights start a new run (fine-tuning, see
+            ``Recipe.init_from``; e.g. after adding audio channels); ignored when resuming.
     Raises:
         DataError: no training clips, unreadable config or data files.
     """
@@ -136,7 +139,14 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = cls(cfg, space=space, audio_model_dir=audio_model_dir)
-    (out / "config.json").write_text(json.dumps({"recipe": recipe, **overrides}, indent=2))
+    last = out / "last.ckpt"
+    if init is not None and not (resume and last.exists()):
+        from facemotion.recipes import load_checkpoint
+
+        partial = model.init_from(load_checkpoint(init, audio_model_dir))
+        print(f"initialised from {init}" + (f" (extended: {', '.join(partial)})" if partial else ""))
+    (out / "config.json").write_text(json.dumps({"recipe": recipe, **overrides, **({"init": str(init)} if init else {})},
+                                               indent=2))
 
     train_recs, val_recs = read_manifest(data, "train"), read_manifest(data, "val")
     if not train_recs:
@@ -158,7 +168,6 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
                         val_check_interval=cfg.val_every if val else None, check_val_every_n_epoch=None,
                         limit_val_batches=1 if val else 0, num_sanity_val_steps=0, log_every_n_steps=10,
                         enable_progress_bar=progress, enable_model_summary=False, gradient_clip_val=1.0)
-    last = out / "last.ckpt"
     trainer.fit(module, loader, val_loader, ckpt_path=last if resume and last.exists() else None)
     if trainer.is_global_zero:
         module.ema.save_checkpoint(out / "model.pt")
