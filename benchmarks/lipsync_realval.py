@@ -1,11 +1,14 @@
 """Lip-sync figures of a model (and of the model-free viseme baseline) on real speech.
 
     .venv/bin/python benchmarks/lipsync_realval.py --realval ../shared/audio/realval
-    .venv/bin/python benchmarks/lipsync_realval.py --model runs/train/last.pt --baseline
+    .venv/bin/python benchmarks/lipsync_realval.py --model runs/train/model.pt --baseline
+    .venv/bin/python benchmarks/lipsync_realval.py --detection --no-model
 
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
-ARCTIC example, and both pooled. Alignments are cached (default ~/.cache/facemotion).
+ARCTIC example, and both pooled. ``--detection`` prints how many force-aligned /p b m/ the
+transcript-free decoders find (the audio features' phone sources). Alignments and decodings are
+cached (default ~/.cache/facemotion).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import time
 from pathlib import Path
 
 from facemotion.api import EXAMPLE_SPEECH, load_animator
+from facemotion.errors import AudioError
 from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, LipSyncReport, SegmentCache, SpeechItem,
-                                        aperture_from_blendshapes, evaluate_real_speech,
-                                        load_realval, viseme_baseline)
+                                        aperture_from_blendshapes, bilabial_detection,
+                                        evaluate_real_speech, load_realval, viseme_baseline)
 
 
 def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
@@ -30,6 +34,22 @@ def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
         print(f"-- {name}: {'PASS' if report.passes() else 'FAIL'}\n{report.summary()}")
 
 
+def _detection(items, cache) -> None:
+    totals = {"phone_loop": [0, 0, 0, 0], "words": [0, 0, 0, 0], "both": [0, 0, 0, 0]}
+    for item in items:
+        try:
+            reference = cache.segments(item.audio, item.transcript)
+        except AudioError:
+            continue
+        loop, words = cache.segments(item.audio, None, "phone_loop"), cache.segments(item.audio, None, "words")
+        for name, found in (("phone_loop", loop), ("words", words), ("both", loop + words)):
+            totals[name] = [a + b for a, b in zip(totals[name], bilabial_detection(found, reference))]
+    cache.save()
+    print("== /p b m/ found by transcript-free decoding (+-40 ms), realval + ARCTIC a0009")
+    for name, (hit, ref, false, hyp) in totals.items():
+        print(f"  {name:10s} found {hit}/{ref} = {hit / max(ref, 1):.3f}   false {false}/{hyp}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
@@ -39,7 +59,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of the baseline")
-    p.add_argument("--baseline", action="store_true", help="also the phone-loop viseme baseline")
+    p.add_argument("--baseline", action="store_true", help="also the viseme-rule baseline")
+    p.add_argument("--baseline-search", default="phone_loop", choices=("phone_loop", "words"),
+                   help="phones of the baseline (default: phone_loop)")
+    p.add_argument("--detection", action="store_true", help="also the /p b m/ detection of the decoders")
     p.add_argument("--no-model", action="store_true", help="only the baseline")
     p.add_argument("--cache", type=Path, help="segment cache JSON (default ~/.cache/facemotion)")
     args = p.parse_args(argv)
@@ -47,9 +70,11 @@ def main(argv=None) -> int:
     realval = load_realval(args.realval)
     example = SpeechItem(args.example, ARCTIC_TRANSCRIPT)
     cache = SegmentCache(args.cache)
-    if args.baseline or args.no_model:
-        _report("baseline: phone loop + viseme rules", viseme_baseline(args.fps, cache),
-                realval, example, args.fps, cache)
+    if args.detection:
+        _detection(realval + [example], cache)
+    if args.baseline or (args.no_model and not args.detection):
+        _report(f"baseline: {args.baseline_search} + viseme rules",
+                viseme_baseline(args.fps, cache, search=args.baseline_search), realval, example, args.fps, cache)
     if not args.no_model:
         animator = load_animator(args.model)
 

@@ -185,3 +185,14 @@ def test_sample_diversity_separates_expression_and_head_pose():
     assert div["expression"] == pytest.approx(0.0, abs=1e-9)
     motions[1, :, 0] = 1.0                                 # eyeBlinkLeft moves the upper face
     assert sample_diversity(BlendshapeSpace(), motions)["expression"] > 1e-4
+
+
+def test_bilabial_detection_by_hand():
+    S = PhoneSegment
+    reference = [S("M", 0.10, 0.20), S("AA", 0.20, 0.40), S("P", 0.50, 0.55), S("B", 1.00, 1.05)]
+    found = [S("B", 0.23, 0.30),   # 30 ms after the /m/: within 40 ms, found
+             S("M", 0.70, 0.80),   # 150 ms after the /p/: false
+             S("P", 0.97, 1.02),   # overlaps the /b/
+             S("AA", 0.5, 0.55)]   # not bilabial: neither
+    assert lipsync.bilabial_detection(found, reference) == (2, 3, 1, 3)
+    assert lipsync.bilabial_detection(found, reference, tolerance=0.0) == (1, 3, 2, 3)

@@ -276,20 +276,27 @@ class SegmentCache:
             self._data = {}
         self._dirty = False
 
-    def segments(self, audio: Path, transcript: str | None) -> list[PhoneSegment]:
-        """Forced-alignment segments of ``audio`` (phone-loop segments if ``transcript`` is None).
+    def segments(self, audio: Path, transcript: str | None, search: str = "phone_loop") -> list[PhoneSegment]:
+        """Forced-alignment segments of ``audio``; without a ``transcript``, the segments of
+        transcript-free decoding: ``search`` ``"phone_loop"`` (:func:`~facemotion.audio.phones.phone_loop`)
+        or ``"words"`` (:func:`~facemotion.audio.phones.recognize`).
 
         Raises:
             AudioError: unreadable audio or failed alignment.
+            ValueError: unknown ``search``.
         """
         from facemotion.audio.io import load_audio
-        from facemotion.audio.phones import force_align, phone_loop
+        from facemotion.audio.phones import force_align, phone_loop, recognize
 
+        decoders = {"phone_loop": phone_loop, "words": recognize}
+        if transcript is None and search not in decoders:
+            raise ValueError(f"unknown search {search!r} (choose from {', '.join(decoders)})")
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
-        key = f"{digest}|{'align' if transcript is not None else 'loop'}|{transcript or ''}"
+        kind = "align" if transcript is not None else {"phone_loop": "loop"}.get(search, search)
+        key = f"{digest}|{kind}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)
-            segs = phone_loop(wave) if transcript is None else force_align(wave, transcript, name=str(audio))
+            segs = decoders[search](wave) if transcript is None else force_align(wave, transcript, name=str(audio))
             self._data[key] = [[s.phone, s.start, s.end] for s in segs]
             self._dirty = True
         return [PhoneSegment(p, s, e) for p, s, e in self._data[key]]
@@ -303,6 +310,28 @@ class SegmentCache:
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(self._data))
         self._dirty = False
+
+
+def bilabial_detection(found: Sequence[PhoneSegment], reference: Sequence[PhoneSegment],
+                       tolerance: float = 0.04) -> tuple[int, int, int, int]:
+    """How well transcript-free decoding places /p b m/, against forced alignment.
+
+    A reference bilabial segment is *found* when a decoded bilabial segment overlaps it
+    widened by ``tolerance`` seconds on each side; a decoded bilabial is *false* when it
+    overlaps no widened reference bilabial.
+
+    Args:
+        found: decoded segments (seconds); reference: forced-alignment segments (seconds).
+    Returns:
+        ``(found references, reference bilabials, false detections, decoded bilabials)``.
+    """
+    ref = [(s.start - tolerance, s.end + tolerance) for s in reference if s.phone in BILABIALS]
+    hyp = [(s.start, s.end) for s in found if s.phone in BILABIALS]
+
+    def overlaps(a, others):
+        return any(a[0] < b[1] and b[0] < a[1] for b in others)
+
+    return (sum(overlaps(r, hyp) for r in ref), len(ref), sum(not overlaps(h, ref) for h in hyp), len(hyp))
 
 
 def evaluate_real_speech(generate_fn: Callable[[Path], np.ndarray], items: Sequence[SpeechItem],
@@ -367,9 +396,9 @@ VISEME_RULES: dict[str, dict[str, float]] = {
 """Baseline viseme rules: viseme class -> ARKit weights (others 0)."""
 
 
-def viseme_baseline(fps: float, cache: SegmentCache | None = None, rig=None,
+def viseme_baseline(fps: float, cache: SegmentCache | None = None, rig=None, search: str = "phone_loop",
                     ) -> Callable[[Path], np.ndarray]:
-    """A model-free reference: pocketsphinx phone loop (no transcript) + :data:`VISEME_RULES`.
+    """A model-free reference: pocketsphinx decoding (no transcript) + :data:`VISEME_RULES`.
 
     Each frame takes the weights of the viseme of the phone at its centre time, smoothed by a
     3-frame moving average (a crude co-articulation). Use it as ``generate_fn`` of
@@ -377,8 +406,9 @@ def viseme_baseline(fps: float, cache: SegmentCache | None = None, rig=None,
 
     Args:
         fps: frame rate of the apertures produced.
-        cache: segment cache shared with the evaluation (phone-loop results are cached too).
+        cache: segment cache shared with the evaluation (decoding results are cached too).
         rig: head rig (default: the built-in head).
+        search: ``"phone_loop"`` or ``"words"`` (see :meth:`SegmentCache.segments`).
     Returns:
         audio path -> lip aperture ``[T]`` metres.
     """
@@ -395,7 +425,7 @@ def viseme_baseline(fps: float, cache: SegmentCache | None = None, rig=None,
             table[row, ARKIT_INDEX[name]] = w
 
     def generate(audio: Path) -> np.ndarray:
-        segs = cache.segments(audio, None)
+        segs = cache.segments(audio, None, search)
         num_frames = max(1, round(audio_duration(audio) * fps))
         centres = (np.arange(num_frames) + 0.5) / fps
         ends = np.array([s.end for s in segs])

@@ -201,6 +201,6 @@ def sample_diversity(space, motions) -> dict[str, float]:
     import torch
 
     with torch.no_grad():
-        expr = space.expression_vertices(motions)[:, :, space.upper_face_indices]
+        expr = space.expression_vertices(motions, space.upper_face_indices)
         pose = space.head_pose(motions)
     return {"expression": diversity(expr.cpu().numpy()), "head_pose": diversity(pose.cpu().numpy())}
