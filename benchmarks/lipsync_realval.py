@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--example", type=Path, default=EXAMPLE_SPEECH, help="CMU ARCTIC a0009 wav")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument("--w-audio", type=float, help="audio guidance scale (default: the model's)")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of the baseline")
     p.add_argument("--baseline", action="store_true", help="also the viseme-rule baseline")
     p.add_argument("--baseline-search", default="phone_loop", choices=("phone_loop", "words"),
@@ -79,10 +80,11 @@ def main(argv=None) -> int:
         animator = load_animator(args.model)
 
         def generate(path: Path):
-            return aperture_from_blendshapes(animator.generate(path, seed=args.seed,
-                                                               steps=args.steps).blendshapes)
+            return aperture_from_blendshapes(animator.generate(path, seed=args.seed, steps=args.steps,
+                                                               w_audio=args.w_audio).blendshapes)
 
-        _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'})",
+        _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'}, "
+                f"w_audio {args.w_audio or 'default'})",
                 generate, realval, example, animator.fps, cache)
     return 0
 

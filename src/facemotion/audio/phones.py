@@ -236,7 +236,7 @@ def _recognize_utterance(args: tuple[np.ndarray, float, int]) -> list[PhoneSegme
     return segments
 
 
-def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: float = 10.0,
+def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: float = 30.0,
               workers: int = 1) -> list[PhoneSegment]:
     """Transcript-free phones from word recognition: pocketsphinx decodes words with its
     n-gram language model, then aligns the recognised words' phones (~0.1–0.2× real time
