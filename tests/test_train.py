@@ -68,3 +68,20 @@ def test_ema_copies_frozen_and_averages_trained_parameters():
     torch.testing.assert_close(se_ema, se_raw)
     dn_raw, dn_ema = recipe.denoiser.out.bias, module.ema.denoiser.out.bias
     torch.testing.assert_close(dn_ema, dn_raw - 1.0 + d)
+
+
+
+def test_train_init_extends_a_trained_model(tmp_path):
+    data = make_dataset(tmp_path / "data", clips=2)
+    base_file = train("diffposetalk", data, tmp_path / "base", max_steps=3, config=TINY_CONFIG,
+                      accelerator="cpu", devices=1, progress=False)
+    base = load_checkpoint(base_file)
+    wide_config = {**TINY_CONFIG, "style_steps": 0, "lr": 1e-12, "audio_encoder": {
+        "name": "concat", "encoders": [TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 4}]}}
+    wide = load_checkpoint(train("diffposetalk", data, tmp_path / "wide", max_steps=1, config=wide_config,
+                                 accelerator="cpu", devices=1, progress=False, init=base_file))
+    weight, old = wide.denoiser.audio_in.weight, base.denoiser.audio_in.weight
+    assert weight.shape == (old.shape[0], old.shape[1] + 4)
+    torch.testing.assert_close(weight[:, :old.shape[1]], old, atol=1e-6, rtol=0)  # copied (lr ≈ 0)
+    assert weight[:, old.shape[1]:].abs().max() < 1e-6  # the new channels start at zero
+    torch.testing.assert_close(wide.style_encoder.inp.weight, base.style_encoder.inp.weight)
