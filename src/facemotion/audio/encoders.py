@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facemotion.audio.io import SAMPLE_RATE
-from facemotion.audio.phones import (PHONE_INDEX, PHONES, VISEMES, VOCABULARY_SIZE, phone_loop, phone_to_viseme,
-                                     recognize)
+from facemotion.audio.phones import (PHONE_INDEX, PHONES, SEARCHES, VISEMES, VOCABULARY_SIZE, PhoneSegment,
+                                     decode_phones, phone_to_viseme)
 from facemotion.errors import AudioError, FacemotionError
 
 
@@ -162,14 +162,13 @@ class PhoneticEncoder(NumpyEncoder):
     """
 
     name = "phonetic"
-    SEARCHES = ("phone_loop", "words")
 
     def __init__(self, smooth: float = 0.05, visemes: bool = True, confidence: bool = True,
                  search: str = "phone_loop", vocabulary: int = VOCABULARY_SIZE):
         super().__init__()
-        if search not in self.SEARCHES:
+        if search not in SEARCHES:
             raise FacemotionError(f"audio encoder 'phonetic': unknown search {search!r} "
-                                  f"(choose from {', '.join(self.SEARCHES)})")
+                                  f"(choose from {', '.join(SEARCHES)})")
         self.smooth, self.visemes, self.confidence = float(smooth), bool(visemes), bool(confidence)
         self.search, self.vocabulary = search, int(vocabulary)
         self.dim = len(PHONES) + (len(VISEMES) if self.visemes else 0) + int(self.confidence)
@@ -181,11 +180,9 @@ class PhoneticEncoder(NumpyEncoder):
             config["vocabulary"] = self.vocabulary
         return config
 
-    def segments(self, wave: np.ndarray) -> list:
-        """Phone segments (``facemotion.audio.phones.PhoneSegment``) of a 16 kHz waveform ``[N]``."""
-        if self.search == "words":
-            return recognize(wave, self.vocabulary, workers=min(4, os.cpu_count() or 1))
-        return phone_loop(wave)
+    def segments(self, wave: np.ndarray) -> list[PhoneSegment]:
+        """Phone segments (seconds) of a 16 kHz waveform ``[N]``; word recognition uses every core."""
+        return decode_phones(wave, self.search, self.vocabulary, workers=min(4, os.cpu_count() or 1))
 
     def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
         rate = 100.0

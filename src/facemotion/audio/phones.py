@@ -203,30 +203,46 @@ def phone_loop(wave: np.ndarray, chunk_s: float = 60.0) -> list[PhoneSegment]:
     return _merge_silences(segments)
 
 
+def _decode(decoder, data: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(data, full_utt=True)
+    decoder.end_utt()
+
+
+def _aligned_phones(decoder, data: bytes, offset: float = 0.0) -> list[PhoneSegment]:
+    """Second pass after a word-level decode of ``data``: phone alignment of the words found.
+
+    Returns the phones (times in seconds plus ``offset``) with their word (``None`` for
+    silences and fillers).
+
+    Raises:
+        RuntimeError, ValueError: pocketsphinx cannot align the word hypothesis.
+    """
+    decoder.set_alignment()
+    _decode(decoder, data)
+    segments = []
+    for word in decoder.get_alignment() or []:
+        label = None if word.name.startswith("<") else re.sub(r"\(\d+\)$", "", word.name)
+        for phone in word:
+            start = offset + phone.start / _FRAME_RATE
+            segments.append(PhoneSegment(normalize_phone(phone.name), start,
+                                         start + phone.duration / _FRAME_RATE, label))
+    return segments
+
+
 def _recognize_utterance(args: tuple[np.ndarray, float, int]) -> list[PhoneSegment]:
     """Word recognition and phone alignment of one utterance (int16 ``pcm``, ``offset`` s)."""
     pcm, offset, vocabulary = args
     decoder = _word_decoder(vocabulary)
     decoder.reinit_feat()  # each utterance on its own: the same result in any process and order
     data = pcm.tobytes()
-    decoder.start_utt()
-    decoder.process_raw(data, full_utt=True)
-    decoder.end_utt()
+    _decode(decoder, data)
     hyp = decoder.hyp()
     segments: list[PhoneSegment] = []
     if hyp is not None and hyp.hypstr.strip():
         try:
-            decoder.set_alignment()
-            decoder.start_utt()
-            decoder.process_raw(data, full_utt=True)
-            decoder.end_utt()
-            for word in decoder.get_alignment() or []:
-                label = None if word.name.startswith("<") else re.sub(r"\(\d+\)$", "", word.name)
-                for phone in word:
-                    start = offset + phone.start / _FRAME_RATE
-                    segments.append(PhoneSegment(normalize_phone(phone.name), start,
-                                                 start + phone.duration / _FRAME_RATE, label))
-        except RuntimeError:  # the hypothesis cannot be aligned: the utterance stays silent
+            segments = _aligned_phones(decoder, data, offset)
+        except (RuntimeError, ValueError):  # the hypothesis cannot be aligned: the utterance stays silent
             segments = []
         finally:
             decoder.activate_search()
@@ -257,9 +273,14 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
         chunk_s: utterance length for long audio, seconds.
         workers: processes decoding utterances in parallel (1 = in this process).
 
+    Not from the four papers: it feeds the ``phonetic`` audio encoder, which stands in for
+    the pretrained speech models the papers use when none is available.
+
     Returns:
         Contiguous segments covering the waveform (silence where no word was recognised),
         times in seconds, each with its recognised ``word``.
+    Raises:
+        ValueError: ``wave`` is not one-dimensional.
     """
     pcm = _to_int16(wave)
     bounds = _split_points(pcm, chunk_s, search_s=min(2.0, chunk_s / 4))
@@ -275,6 +296,24 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     else:
         parts = [_recognize_utterance(job) for job in jobs]
     return _merge_silences([seg for part in parts for seg in part])
+
+
+SEARCHES = ("phone_loop", "words")
+"""Transcript-free phone decoders: :func:`phone_loop` and :func:`recognize`."""
+
+
+def decode_phones(wave: np.ndarray, search: str = "phone_loop", vocabulary: int = VOCABULARY_SIZE,
+                  workers: int = 1) -> list[PhoneSegment]:
+    """Transcript-free phone segments of ``wave`` (``[N]`` float32, 16 kHz mono) by ``search``:
+    ``"phone_loop"`` (:func:`phone_loop`) or ``"words"`` (:func:`recognize` with
+    ``vocabulary`` words in ``workers`` processes). Times in seconds.
+
+    Raises:
+        ValueError: unknown ``search``, or ``wave`` not one-dimensional.
+    """
+    if search not in SEARCHES:
+        raise ValueError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
+    return recognize(wave, vocabulary, workers=workers) if search == "words" else phone_loop(wave)
 
 
 def _merge_silences(segments: list[PhoneSegment]) -> list[PhoneSegment]:
@@ -392,25 +431,11 @@ def force_align(
     decoder.reinit_feat()
     try:
         decoder.set_align_text(" ".join(words))
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        decoder.set_alignment()
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        alignment = decoder.get_alignment()
+        _decode(decoder, pcm)
+        segments = _aligned_phones(decoder, pcm)
     except (RuntimeError, ValueError) as error:
         raise AudioError(f"{name}: forced alignment found no path through the transcript ({error}); "
                          "speech and transcript may not match") from error
-    segments = []
-    if alignment is not None:
-        for word in alignment:
-            label = None if word.name.startswith("<") else re.sub(r"\(\d+\)$", "", word.name)
-            for phone in word:
-                start = phone.start / _FRAME_RATE
-                segments.append(PhoneSegment(normalize_phone(phone.name), start,
-                                             start + phone.duration / _FRAME_RATE, label))
     if not any(seg.word for seg in segments):
         raise AudioError(f"{name}: forced alignment found no path for transcript {' '.join(words)!r} "
                          "(speech and transcript do not match?)")

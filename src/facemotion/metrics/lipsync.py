@@ -286,17 +286,17 @@ class SegmentCache:
             ValueError: unknown ``search``.
         """
         from facemotion.audio.io import load_audio
-        from facemotion.audio.phones import force_align, phone_loop, recognize
+        from facemotion.audio.phones import SEARCHES, decode_phones, force_align
 
-        decoders = {"phone_loop": phone_loop, "words": recognize}
-        if transcript is None and search not in decoders:
-            raise ValueError(f"unknown search {search!r} (choose from {', '.join(decoders)})")
+        if transcript is None and search not in SEARCHES:
+            raise ValueError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
+        # "loop": the key the phone-loop entries had before word recognition existed
         kind = "align" if transcript is not None else {"phone_loop": "loop"}.get(search, search)
         key = f"{digest}|{kind}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)
-            segs = decoders[search](wave) if transcript is None else force_align(wave, transcript, name=str(audio))
+            segs = decode_phones(wave, search) if transcript is None else force_align(wave, transcript, name=str(audio))
             self._data[key] = [[s.phone, s.start, s.end] for s in segs]
             self._dirty = True
         return [PhoneSegment(p, s, e) for p, s, e in self._data[key]]
@@ -320,8 +320,11 @@ def bilabial_detection(found: Sequence[PhoneSegment], reference: Sequence[PhoneS
     widened by ``tolerance`` seconds on each side; a decoded bilabial is *false* when it
     overlaps no widened reference bilabial.
 
+    A diagnostic of this project (not from the papers) for the audio features' phone sources.
+
     Args:
         found: decoded segments (seconds); reference: forced-alignment segments (seconds).
+        tolerance: widening, seconds.
     Returns:
         ``(found references, reference bilabials, false detections, decoded bilabials)``.
     """

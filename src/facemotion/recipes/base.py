@@ -151,6 +151,7 @@ class Recipe(nn.Module):
         encoder, ``[d, C + C']``) gets ``other``'s values in its leading slice and zeros in the
         rest, so the new inputs start out ignored and the model computes what ``other`` did.
         Buffers (normalisation statistics) are not copied: training sets them from its data.
+        Fine-tuning support of this project; DiffPoseTalk itself trains from scratch.
 
         Returns:
             names of the parameters that were only partly copied.

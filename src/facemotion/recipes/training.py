@@ -145,8 +145,10 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
 
         partial = model.init_from(load_checkpoint(init, audio_model_dir))
         print(f"initialised from {init}" + (f" (extended: {', '.join(partial)})" if partial else ""))
-    (out / "config.json").write_text(json.dumps({"recipe": recipe, **overrides, **({"init": str(init)} if init else {})},
-                                               indent=2))
+    run = {"recipe": recipe, **overrides}
+    if init is not None:
+        run["init"] = str(init)
+    (out / "config.json").write_text(json.dumps(run, indent=2))
 
     train_recs, val_recs = read_manifest(data, "train"), read_manifest(data, "val")
     if not train_recs:
