@@ -2,10 +2,12 @@
 
 import csv
 
+import pytest
 import torch
 
 from facemotion.data.features import cache_features, feature_dir
 from facemotion.data.native import read_manifest
+from facemotion.errors import DataError
 from facemotion.recipes import load_checkpoint, train
 from facemotion.recipes.training import RecipeModule
 from recipe_helpers import TINY_CONFIG, make_dataset
@@ -85,3 +87,7 @@ def test_train_init_extends_a_trained_model(tmp_path):
     torch.testing.assert_close(weight[:, :old.shape[1]], old, atol=1e-6, rtol=0)  # copied (lr ≈ 0)
     assert weight[:, old.shape[1]:].abs().max() < 1e-6  # the new channels start at zero
     torch.testing.assert_close(wide.style_encoder.inp.weight, base.style_encoder.inp.weight)
+    with pytest.raises(DataError, match="style encoder.*--init"):  # the same config from scratch
+        train("diffposetalk", data, tmp_path / "scratch", max_steps=1, config=wide_config,
+              accelerator="cpu", devices=1, progress=False)
+    assert not (tmp_path / "scratch").exists()

@@ -142,6 +142,11 @@ class Recipe(nn.Module):
             torch.save(blob, tmp)
         return Path(path)
 
+    def untrained_parts(self) -> list[str]:
+        """Parts of the model that this config never trains, so they must come from ``init_from``
+        (e.g. a fine-tuning config that skips a pre-training phase). Empty here."""
+        return []
+
     @torch.no_grad()
     def init_from(self, other: "Recipe") -> list[str]:
         """Copy ``other``'s trained parameters into this recipe before fine-tuning it.

@@ -235,6 +235,10 @@ class DiffPoseTalk(Recipe):
         self.denoiser.requires_grad_(self.phase == "denoiser")
         return self.phase
 
+    def untrained_parts(self) -> list[str]:
+        """``["style encoder (style_steps 0)"]`` when the config skips the NT-Xent phase."""
+        return ["style encoder (style_steps 0)"] if self.config.style_steps <= 0 else []
+
     def phase_start(self, step: int) -> int:
         """Step at which the phase containing ``step`` began (for warm-up)."""
         return 0 if step < self.config.style_steps else self.config.style_steps

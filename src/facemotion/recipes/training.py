@@ -124,7 +124,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         init: a facemotion checkpoint whose weights start a new run (fine-tuning, see
             ``Recipe.init_from``; e.g. after adding audio channels); ignored when resuming.
     Raises:
-        DataError: no training clips, unreadable config or data files.
+        DataError: no training clips, unreadable config or data files, or a config that leaves
+            part of the model untrained (``Recipe.untrained_parts``) without ``init``.
     """
     from facemotion.recipes import recipe_class
 
@@ -136,10 +137,13 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         overrides["batch_size"] = batch_size
     cfg = config_from(cls.Config, overrides, str(config or "config"))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = cls(cfg, space=space, audio_model_dir=audio_model_dir)
     last = out / "last.ckpt"
+    if init is None and not (resume and last.exists()) and model.untrained_parts():
+        raise DataError(f"{config or 'config'}: never trains the {', '.join(model.untrained_parts())}; "
+                        "use it only to fine-tune a trained model (--init CKPT)")
+    out.mkdir(parents=True, exist_ok=True)
     if init is not None and not (resume and last.exists()):
         from facemotion.recipes import load_checkpoint
 
