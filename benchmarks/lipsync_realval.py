@@ -7,7 +7,8 @@
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
 ARCTIC example, and both pooled. ``--detection`` prints how many force-aligned /p b m/ the
-transcript-free decoders find (the audio features' phone sources). Alignments and decodings are
+transcript-free decoders find (the audio features' phone sources) and, for the model, its closure
+rate on the /p b m/ that each decoder, both or neither found. Alignments and decodings are
 cached (default ~/.cache/facemotion).
 """
 
@@ -17,11 +18,16 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from facemotion.api import EXAMPLE_SPEECH, load_animator
 from facemotion.errors import AudioError
-from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, LipSyncReport, SegmentCache, SpeechItem,
+from facemotion.audio.phones import SEARCHES
+from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, BILABIALS, CLOSED_BELOW, TOLERANCE_FRAMES,
+                                        LipSyncReport, SegmentCache, SpeechItem,
                                         aperture_from_blendshapes, bilabial_detection,
-                                        evaluate_real_speech, load_realval, viseme_baseline)
+                                        evaluate_real_speech, load_realval, segment_frames,
+                                        viseme_baseline)
 
 
 def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
@@ -35,19 +41,43 @@ def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
 
 
 def _detection(items, cache) -> None:
-    totals = {"phone_loop": [0, 0, 0, 0], "words": [0, 0, 0, 0], "both": [0, 0, 0, 0]}
+    totals = {"phone_loop": [0, 0, 0, 0], "words": [0, 0, 0, 0], "either": [0, 0, 0, 0]}
     for item in items:
         try:
             reference = cache.segments(item.audio, item.transcript)
         except AudioError:
             continue
         loop, words = cache.segments(item.audio, None, "phone_loop"), cache.segments(item.audio, None, "words")
-        for name, found in (("phone_loop", loop), ("words", words), ("both", loop + words)):
+        for name, found in (("phone_loop", loop), ("words", words), ("either", loop + words)):
             totals[name] = [a + b for a, b in zip(totals[name], bilabial_detection(found, reference))]
     cache.save()
     print("== /p b m/ found by transcript-free decoding (+-40 ms), realval + ARCTIC a0009")
     for name, (hit, ref, false, hyp) in totals.items():
         print(f"  {name:10s} found {hit}/{ref} = {hit / max(ref, 1):.3f}   false {false}/{hyp}")
+
+
+def _closure_by_detection(apertures: dict[Path, np.ndarray], items, fps: float, cache) -> None:
+    """Closure rate and mean aperture of the model's /p b m/, grouped by the decoders that found
+    them (same segments and definitions as ``measure_lipsync``)."""
+    groups: dict[str, list[float]] = {}
+    for item in items:
+        aperture = apertures.get(item.audio)
+        if aperture is None:
+            continue
+        found = {search: cache.segments(item.audio, None, search) for search in SEARCHES}
+        for seg in cache.segments(item.audio, item.transcript):
+            inside = aperture[segment_frames(seg.start, seg.end, fps, len(aperture))]
+            if seg.phone not in BILABIALS or inside.size == 0:
+                continue
+            wide = aperture[segment_frames(seg.start, seg.end, fps, len(aperture), TOLERANCE_FRAMES)]
+            key = " + ".join(s for s in SEARCHES if bilabial_detection(found[s], [seg])[0]) or "neither"
+            group = groups.setdefault(key, [0, 0, 0.0])
+            group[0] += 1
+            group[1] += float(wide.min() < CLOSED_BELOW)
+            group[2] += float(inside.mean())
+    print("== the model's /p b m/ by the decoders that found them")
+    for key, (n, closed, total) in sorted(groups.items()):
+        print(f"  {key:20s} {n:4d}   closure {closed / n:.3f}   mean aperture {1000 * total / n:.1f} mm")
 
 
 def main(argv=None) -> int:
@@ -79,13 +109,18 @@ def main(argv=None) -> int:
     if not args.no_model:
         animator = load_animator(args.model)
 
+        apertures: dict[Path, np.ndarray] = {}
+
         def generate(path: Path):
-            return aperture_from_blendshapes(animator.generate(path, seed=args.seed, steps=args.steps,
-                                                               w_audio=args.w_audio).blendshapes)
+            apertures[path] = aperture_from_blendshapes(animator.generate(
+                path, seed=args.seed, steps=args.steps, w_audio=args.w_audio).blendshapes)
+            return apertures[path]
 
         _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'}, "
                 f"w_audio {args.w_audio or 'default'})",
                 generate, realval, example, animator.fps, cache)
+        if args.detection:
+            _closure_by_detection(apertures, realval + [example], animator.fps, cache)
     return 0
 
 
