@@ -18,19 +18,15 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from facemotion.api import EXAMPLE_SPEECH, load_animator
-from facemotion.errors import AudioError
 from facemotion.audio.phones import SEARCHES
-from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, BILABIALS, CLOSED_BELOW, TOLERANCE_FRAMES,
-                                        LipSyncReport, SegmentCache, SpeechItem,
-                                        aperture_from_blendshapes, bilabial_detection,
-                                        evaluate_real_speech, load_realval, segment_frames,
-                                        viseme_baseline)
+from facemotion.errors import AudioError
+from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, CLOSED_BELOW, LipSyncReport, SegmentCache,
+                                        SpeechItem, aperture_from_blendshapes, bilabial_detection,
+                                        evaluate_real_speech, load_realval, viseme_baseline)
 
 
-def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
+def _report(title: str, generate_fn, realval, example, fps, cache) -> LipSyncReport:
     t0 = time.perf_counter()
     real = evaluate_real_speech(generate_fn, realval, fps, cache)
     arctic = evaluate_real_speech(generate_fn, [example], fps, cache)
@@ -38,43 +34,39 @@ def _report(title: str, generate_fn, realval, example, fps, cache) -> None:
     print(f"== {title} ({time.perf_counter() - t0:.0f} s)")
     for name, report in (("realval", real), ("CMU ARCTIC a0009", arctic), ("pooled", pooled)):
         print(f"-- {name}: {'PASS' if report.passes() else 'FAIL'}\n{report.summary()}")
+    return pooled
 
 
 def _detection(items, cache) -> None:
-    totals = {"phone_loop": [0, 0, 0, 0], "words": [0, 0, 0, 0], "either": [0, 0, 0, 0]}
+    totals = {name: [0, 0, 0, 0] for name in (*SEARCHES, "either")}
     for item in items:
         try:
             reference = cache.segments(item.audio, item.transcript)
         except AudioError:
             continue
-        loop, words = cache.segments(item.audio, None, "phone_loop"), cache.segments(item.audio, None, "words")
-        for name, found in (("phone_loop", loop), ("words", words), ("either", loop + words)):
-            totals[name] = [a + b for a, b in zip(totals[name], bilabial_detection(found, reference))]
+        found = {search: cache.segments(item.audio, None, search) for search in SEARCHES}
+        found["either"] = [seg for segs in found.values() for seg in segs]
+        for name, segs in found.items():
+            totals[name] = [a + b for a, b in zip(totals[name], bilabial_detection(segs, reference))]
     cache.save()
     print("== /p b m/ found by transcript-free decoding (+-40 ms), realval + ARCTIC a0009")
     for name, (hit, ref, false, hyp) in totals.items():
         print(f"  {name:10s} found {hit}/{ref} = {hit / max(ref, 1):.3f}   false {false}/{hyp}")
 
 
-def _closure_by_detection(apertures: dict[Path, np.ndarray], items, fps: float, cache) -> None:
-    """Closure rate and mean aperture of the model's /p b m/, grouped by the decoders that found
-    them (same segments and definitions as ``measure_lipsync``)."""
+def _closure_by_detection(report: LipSyncReport, items, cache) -> None:
+    """The model's closure rate and mean aperture on the /p b m/ of ``report``, grouped by the
+    decoders that found them."""
+    audio = {item.audio.name: item.audio for item in items}
     groups: dict[str, list[float]] = {}
-    for item in items:
-        aperture = apertures.get(item.audio)
-        if aperture is None:
-            continue
-        found = {search: cache.segments(item.audio, None, search) for search in SEARCHES}
-        for seg in cache.segments(item.audio, item.transcript):
-            inside = aperture[segment_frames(seg.start, seg.end, fps, len(aperture))]
-            if seg.phone not in BILABIALS or inside.size == 0:
-                continue
-            wide = aperture[segment_frames(seg.start, seg.end, fps, len(aperture), TOLERANCE_FRAMES)]
+    for measured in report.items:
+        found = {search: cache.segments(audio[measured.name], None, search) for search in SEARCHES}
+        for seg, low, mean in zip(measured.bilabial_segments, measured.bilabial_min, measured.bilabial_mean):
             key = " + ".join(s for s in SEARCHES if bilabial_detection(found[s], [seg])[0]) or "neither"
             group = groups.setdefault(key, [0, 0, 0.0])
             group[0] += 1
-            group[1] += float(wide.min() < CLOSED_BELOW)
-            group[2] += float(inside.mean())
+            group[1] += float(low < CLOSED_BELOW)
+            group[2] += mean
     print("== the model's /p b m/ by the decoders that found them")
     for key, (n, closed, total) in sorted(groups.items()):
         print(f"  {key:20s} {n:4d}   closure {closed / n:.3f}   mean aperture {1000 * total / n:.1f} mm")
@@ -109,18 +101,15 @@ def main(argv=None) -> int:
     if not args.no_model:
         animator = load_animator(args.model)
 
-        apertures: dict[Path, np.ndarray] = {}
-
         def generate(path: Path):
-            apertures[path] = aperture_from_blendshapes(animator.generate(
-                path, seed=args.seed, steps=args.steps, w_audio=args.w_audio).blendshapes)
-            return apertures[path]
+            return aperture_from_blendshapes(animator.generate(path, seed=args.seed, steps=args.steps,
+                                                               w_audio=args.w_audio).blendshapes)
 
-        _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'}, "
+        report = _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'}, "
                 f"w_audio {args.w_audio or 'default'})",
                 generate, realval, example, animator.fps, cache)
         if args.detection:
-            _closure_by_detection(apertures, realval + [example], animator.fps, cache)
+            _closure_by_detection(report, realval + [example], cache)
     return 0
 
 

@@ -100,6 +100,7 @@ def test_lipsync_report_by_hand():
     ap, fps, segs = _synthetic_item()
     item = measure_lipsync(ap, fps, segs, "a")
     assert item.bilabial_min == pytest.approx([1 * MM, 4 * MM])
+    assert item.bilabial_segments == [segs[2], segs[3]]  # P and M; the B beyond the end is skipped
     report = LipSyncReport([item])
     assert report.num_bilabial == 2 and report.num_open == 2
     assert report.closure_rate == 0.5

@@ -108,6 +108,8 @@ class ItemLipSync:
     """Per-segment apertures (metres) of one recording, as measured by :func:`measure_lipsync`."""
 
     name: str
+    bilabial_segments: list[PhoneSegment] = field(default_factory=list)
+    """The measured /p b m/ segments, in the order of ``bilabial_min`` and ``bilabial_mean``."""
     bilabial_min: list[float] = field(default_factory=list)
     bilabial_mean: list[float] = field(default_factory=list)
     open_mean: list[float] = field(default_factory=list)
@@ -160,6 +162,7 @@ def measure_lipsync(aperture, fps: float, segments: Iterable[PhoneSegment],
             continue
         if seg.phone in BILABIALS:
             wide = aperture[segment_frames(seg.start, seg.end, fps, len(aperture), TOLERANCE_FRAMES)]
+            out.bilabial_segments.append(seg)
             out.bilabial_min.append(float(wide.min()))
             out.bilabial_mean.append(float(inside.mean()))
         else:
@@ -286,14 +289,10 @@ class SegmentCache:
             ValueError: unknown ``search``.
         """
         from facemotion.audio.io import load_audio
-        from facemotion.audio.phones import SEARCHES, decode_phones, force_align
+        from facemotion.audio.phones import decode_phones, force_align
 
-        if transcript is None and search not in SEARCHES:
-            raise ValueError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
-        # "loop": the key the phone-loop entries had before word recognition existed
-        kind = "align" if transcript is not None else {"phone_loop": "loop"}.get(search, search)
-        key = f"{digest}|{kind}|{transcript or ''}"
+        key = f"{digest}|{'align' if transcript is not None else search}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)
             segs = decode_phones(wave, search) if transcript is None else force_align(wave, transcript, name=str(audio))

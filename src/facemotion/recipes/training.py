@@ -140,11 +140,12 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = cls(cfg, space=space, audio_model_dir=audio_model_dir)
     last = out / "last.ckpt"
-    if init is None and not (resume and last.exists()) and model.untrained_parts():
+    fresh = not (resume and last.exists())
+    if init is None and fresh and model.untrained_parts():
         raise DataError(f"{config or 'config'}: never trains the {', '.join(model.untrained_parts())}; "
                         "use it only to fine-tune a trained model (--init CKPT)")
     out.mkdir(parents=True, exist_ok=True)
-    if init is not None and not (resume and last.exists()):
+    if init is not None and fresh:
         from facemotion.recipes import load_checkpoint
 
         partial = model.init_from(load_checkpoint(init, audio_model_dir))
@@ -174,7 +175,7 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
                         val_check_interval=cfg.val_every if val else None, check_val_every_n_epoch=None,
                         limit_val_batches=1 if val else 0, num_sanity_val_steps=0, log_every_n_steps=10,
                         enable_progress_bar=progress, enable_model_summary=False, gradient_clip_val=1.0)
-    trainer.fit(module, loader, val_loader, ckpt_path=last if resume and last.exists() else None)
+    trainer.fit(module, loader, val_loader, ckpt_path=None if fresh else last)
     if trainer.is_global_zero:
         module.ema.save_checkpoint(out / "model.pt")
         print(describe(module.ema))
