@@ -95,6 +95,39 @@ def test_generate_command_writes_every_sample(animator, tmp_path, monkeypatch, c
     assert Animation.load(out / f"{stem}_1.npz").seed == 4
 
 
+def test_identity_from_a_seed_or_a_file(animator, tmp_path, monkeypatch, capsys):
+    from facemotion.animation import Animation
+    from facemotion.face.rig import load_head_rig
+
+    rig = load_head_rig()
+    a = animator.generate(EXAMPLE, seed=1, identity=5)
+    b = animator.generate(EXAMPLE, seed=1, identity=np.asarray(a.identity[:10]))
+    assert a.identity.shape == (len(rig.identity_names),)
+    np.testing.assert_array_equal(a.blendshapes, b.blendshapes)          # the motion is the same
+    va, vb, v0 = a.vertices()[0], b.vertices()[0], animator.generate(EXAMPLE, seed=1).vertices()[0]
+    assert va.shape == v0.shape and np.abs(va - v0).max() > 0.002 and np.abs(va - vb).max() > 1e-4
+    monkeypatch.setattr(api, "load_animator", lambda model, audio_model_dir=None: animator)
+    coeffs = tmp_path / "face.npy"
+    np.save(coeffs, a.identity)
+    for spec in ("5", str(coeffs)):
+        assert main(["generate", str(EXAMPLE), "-o", str(tmp_path / spec[-3:]), "--seed", "1",
+                     "--identity", spec, "--formats", "npz"]) == 0
+        np.testing.assert_array_equal(Animation.load(tmp_path / spec[-3:] / f"{EXAMPLE.stem}.npz").identity,
+                                      a.identity)
+    capsys.readouterr()
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 3)))
+    for spec, problem in ((str(bad), "vector"), (str(tmp_path / "none.npy"), "none.npy"),
+                          (str(coeffs), None)):
+        if problem is None:                                  # too many coefficients
+            np.save(coeffs, np.zeros(len(rig.identity_names) + 1, np.float32))
+            problem = "identity"
+        assert main(["generate", str(EXAMPLE), "-o", str(tmp_path / "x"), "--identity", spec]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and problem in err[0]
+    assert not (tmp_path / "x").exists()
+
+
 def _bad_inputs(tmp_path):
     text = tmp_path / "notes.wav"
     text.write_text("this is not audio\n")

@@ -242,6 +242,35 @@ def test_mesh_sequence_round_trip(anim, rig, tmp_path, fmt):
         np.testing.assert_array_equal(mesh.faces, rig.faces)
 
 
+def test_identity_travels_into_every_mesh_export(anim, rig, tmp_path):
+    import pygltflib as gl
+    from pxr import Usd, UsdGeom
+
+    from facemotion.export.meshseq import read_mesh_sequence
+
+    beta = rig.identity_coefficients(3)
+    face = Animation(anim.blendshapes[:4], anim.head_rotation[:4], anim.fps, identity=beta)
+    shaped = rig.with_identity(beta).neutral
+    assert np.abs(shaped - rig.neutral).max() > 0.002
+    paths = face.save(tmp_path, formats=["npz", "glb", "usd", "obj"])
+    np.testing.assert_array_equal(Animation.load(paths["npz"]).identity, beta)
+    gltf = gl.GLTF2.load(str(paths["glb"]))
+    prim = gltf.meshes[0].primitives[0]
+    np.testing.assert_array_equal(_accessor(gltf, prim.attributes.POSITION), shaped)
+    colours = _accessor(gltf, prim.attributes.COLOR_0)           # per-part colours
+    assert colours[rig.regions["pupil_left"]].max() < 0.05 < colours[rig.regions["teeth"]].min()
+    stage = Usd.Stage.Open(str(paths["usd"]))
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/Head/Mesh"))
+    np.testing.assert_array_equal(np.array(mesh.GetPointsAttr().Get()), shaped)
+    assert len(mesh.GetNormalsAttr().Get()) == rig.num_vertices
+    extent = np.array(mesh.GetExtentAttr().Get())
+    np.testing.assert_allclose(extent, [shaped.min(0), shaped.max(0)], atol=1e-6)
+    for mesh_obj, verts in zip(read_mesh_sequence(paths["obj"]), face.vertices()):
+        np.testing.assert_allclose(mesh_obj.vertices, verts, atol=1e-6)
+    np.testing.assert_allclose(face.vertices()[0], rig.with_identity(beta).vertices(
+        face.blendshapes[0], face.head_rotation[0]), atol=1e-6)
+
+
 def test_failed_writers_leave_nothing_under_the_final_name(anim, tmp_path, monkeypatch):
     import pygltflib
     import trimesh

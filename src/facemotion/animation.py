@@ -47,6 +47,9 @@ class Animation:
         fps: frames per second.
         audio: the speech the animation belongs to (muxed into videos), or None.
         seed: the random seed that produced it, or None.
+        identity: ``[K]`` float32 identity coefficients of the built-in head (unitless, about
+            N(0, 1); see :meth:`facemotion.face.rig.HeadRig.with_identity`), or None for the
+            mean face. Every mesh export and the video use that face.
 
     Raises:
         DataError: on construction, if shapes disagree, values are not finite or fps <= 0.
@@ -57,6 +60,7 @@ class Animation:
     fps: float
     audio: Path | None = None
     seed: int | None = None
+    identity: np.ndarray | None = None
 
     def __post_init__(self):
         self.blendshapes = np.asarray(self.blendshapes, np.float32)
@@ -74,6 +78,10 @@ class Animation:
             raise DataError("blendshapes / head_rotation contain NaN or infinite values")
         if not (np.isfinite(self.fps) and self.fps > 0):
             raise DataError(f"fps must be a positive number, got {self.fps}")
+        if self.identity is not None:
+            self.identity = np.asarray(self.identity, np.float32)
+            if self.identity.ndim != 1 or not np.isfinite(self.identity).all():
+                raise DataError(f"identity must be a finite vector [K], got shape {self.identity.shape}")
 
     @property
     def num_frames(self) -> int:
@@ -85,11 +93,26 @@ class Animation:
         """Length in seconds (``T / fps``)."""
         return self.num_frames / self.fps
 
-    def vertices(self, rig=None) -> np.ndarray:
-        """Decode to meshes: ``[T, V, 3]`` float32 metres on ``rig`` (default: built-in head)."""
+    def head(self):
+        """The built-in head with this animation's :attr:`identity` (a
+        :class:`facemotion.face.rig.HeadRig`).
+
+        Raises:
+            DataError: :attr:`identity` has more coefficients than the head has modes.
+        """
         from facemotion.face.rig import load_head_rig
 
-        return (rig or load_head_rig()).vertices(self.blendshapes, self.head_rotation)
+        rig = load_head_rig()
+        if self.identity is None:
+            return rig
+        try:
+            return rig.with_identity(self.identity)
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
+
+    def vertices(self, rig=None) -> np.ndarray:
+        """Decode to meshes: ``[T, V, 3]`` float32 metres on ``rig`` (default: :meth:`head`)."""
+        return (rig or self.head()).vertices(self.blendshapes, self.head_rotation)
 
     def save(self, outdir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS,
              stem: str = "animation", with_vertices: bool = False, size: int = 512,
@@ -132,7 +155,8 @@ class Animation:
         """Read an animation ``.npz`` (as written by :meth:`save` or a native dataset).
 
         Required arrays: ``blendshapes [T,52]``, ``head_rotation [T,3]``, ``fps``; optional
-        ``blendshape_names [52]`` (columns are reordered to ARKit order), ``audio``, ``seed``.
+        ``blendshape_names [52]`` (columns are reordered to ARKit order), ``audio``, ``seed``,
+        ``identity [K]``.
 
         Raises:
             DataError: the file is missing, not an ``.npz``, lacks an array, or holds arrays of
@@ -161,6 +185,7 @@ class Animation:
             fps = float(arrays["fps"])
             audio = Path(str(arrays["audio"])) if "audio" in arrays else None
             seed = int(arrays["seed"]) if "seed" in arrays else None
-            return cls(blendshapes, arrays["head_rotation"], fps, audio=audio, seed=seed)
+            return cls(blendshapes, arrays["head_rotation"], fps, audio=audio, seed=seed,
+                       identity=arrays.get("identity"))
         except (DataError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from exc

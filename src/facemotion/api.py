@@ -118,17 +118,19 @@ class Animator:
         return motion[0].float().cpu().numpy()
 
     def to_animation(self, motion: np.ndarray, audio: Path | None = None,
-                     seed: int | None = None) -> Animation:
-        """Wrap a BlendshapeSpace motion ``[T, 55]`` as an Animation (weights clipped to [0, 1])."""
+                     seed: int | None = None, identity: np.ndarray | None = None) -> Animation:
+        """Wrap a BlendshapeSpace motion ``[T, 55]`` as an Animation (weights clipped to [0, 1])
+        on the built-in head with ``identity [K]`` (None: the mean face)."""
         from facemotion.face.space import BlendshapeSpace
 
         blendshapes, head_rotation = BlendshapeSpace.split(motion)
-        return Animation(np.clip(blendshapes, 0.0, 1.0), head_rotation, self.fps, audio=audio, seed=seed)
+        return Animation(np.clip(blendshapes, 0.0, 1.0), head_rotation, self.fps, audio=audio, seed=seed,
+                         identity=identity)
 
     def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
                  num_samples: int = 1, steps: int | None = None, style=None,
                  w_audio: float | None = None, w_style: float | None = None,
-                 ) -> Animation | list[Animation]:
+                 identity=None) -> Animation | list[Animation]:
         """Animate speech.
 
         Sample ``i`` is drawn with seed ``seed + i`` on its own, so any sample of a run can be
@@ -143,12 +145,15 @@ class Animator:
             style: style vector ``[d_s]`` (from :meth:`extract_style`), or None for the
                 unconditional style.
             w_audio, w_style: classifier-free guidance scales (DiffPoseTalk eq. 10).
+            identity: the face shape, shared by every sample: None (the mean face), an ``int``
+                seed (coefficients drawn ~ N(0, 1)) or ``[K]`` coefficients of the built-in
+                head's identity modes (:meth:`facemotion.face.rig.HeadRig.identity_coefficients`).
         Returns:
             an :class:`Animation` (``blendshapes [T, 52]``, ``head_rotation [T, 3]`` radians,
-            ``fps``, ``audio``, ``seed``) when ``num_samples == 1``, else a list of them.
+            ``fps``, ``audio``, ``seed``, ``identity``) when ``num_samples == 1``, else a list.
         Raises:
             AudioError: the speech file is missing, not audio, empty or too short.
-            FacemotionError: ``num_samples < 1``.
+            FacemotionError: ``num_samples < 1`` or a malformed ``identity``.
         """
         from facemotion.audio.io import load_audio
 
@@ -156,17 +161,23 @@ class Animator:
         if isinstance(audio, (str, os.PathLike)):
             path = Path(audio)
             audio = load_audio(path)
-        results = self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style)
+        results = self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity)
         return results[0] if num_samples == 1 else results
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
-                  ) -> list[Animation]:
+                  identity=None) -> list[Animation]:
+        from facemotion.face.rig import load_head_rig
+
         if num_samples < 1:
             raise FacemotionError(f"num_samples must be >= 1, got {num_samples}")
+        try:
+            identity = load_head_rig().identity_coefficients(identity)
+        except ValueError as exc:
+            raise FacemotionError(str(exc)) from exc
         seed = draw_seed() if seed is None else int(seed)
         features = self.audio_features(wave)
         return [self.to_animation(self.sample(features, seed + i, steps, style, w_audio, w_style),
-                                  path, seed + i) for i in range(num_samples)]
+                                  path, seed + i, identity) for i in range(num_samples)]
 
     def extract_style(self, clip_npz: str | Path) -> np.ndarray:
         """Speaking-style vector of a reference motion clip (DiffPoseTalk's style encoder).
@@ -212,6 +223,28 @@ def _parse_formats(text: str) -> list[str]:
     return formats
 
 
+def parse_identity(text: str | None):
+    """``--identity``: None, an ``int`` seed, or the ``[K]`` coefficients read from a ``.npy`` file.
+
+    Raises:
+        DataError: ``text`` is neither an integer nor a readable ``.npy`` vector (names the file).
+    """
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    try:
+        beta = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: --identity needs an integer seed or a .npy file of coefficients ({exc})") from exc
+    if beta.ndim != 1:
+        raise DataError(f"{path}: identity coefficients must be a vector [K], got shape {beta.shape}")
+    return beta
+
+
 def _load_style(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -235,6 +268,7 @@ def generate_command(args) -> int:
     formats = _parse_formats(args.formats)
     if args.num_samples < 1:
         raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
+    identity = parse_identity(args.identity)
     wave = load_audio(args.speech)
     animator = load_animator(args.model, args.audio_model_dir)
     style = None
@@ -245,7 +279,7 @@ def generate_command(args) -> int:
     seed = draw_seed() if args.seed is None else args.seed
     print(f"seed: {seed}")
     results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
-                                 style, args.w_audio, args.w_style)
+                                 style, args.w_audio, args.w_style, identity)
     for i, anim in enumerate(results):
         stem = args.speech.stem if len(results) == 1 else f"{args.speech.stem}_{i}"
         for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():

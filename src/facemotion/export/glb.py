@@ -2,7 +2,9 @@
 
 Scene graph: ``head_pivot`` (translation = neck pivot, animated ``rotation``) → ``head``
 (the mesh, translation = -neck pivot), so the head turns about the neck. The mesh carries
-``POSITION``/``NORMAL`` morph targets (sparse accessors) named in
+per-vertex part colours (``COLOR_0``: skin, eyes, teeth, gums, tongue, mouth, lashes; see
+:func:`facemotion.render.video.part_albedo`) and ``POSITION``/``NORMAL`` morph targets (sparse
+accessors) named in
 ``mesh.extras.targetNames`` (the convention three.js, Blender and Babylon read); one animation ``"speech"`` drives the morph ``weights``
 and the pivot ``rotation`` at the animation fps (``LINEAR``, time in seconds). Written with
 ``pygltflib`` (trimesh drops morph targets); checked against the Khronos glTF validator.
@@ -17,7 +19,7 @@ import pygltflib as gl
 
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
-from facemotion.render.video import SKIN_RGBA, vertex_normals
+from facemotion.render.video import part_albedo, vertex_normals
 
 
 class _Builder:
@@ -77,25 +79,25 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
     the pivot node's quaternion track. Keyframe times are ``i / fps`` seconds.
     """
     from facemotion.animation import head_quaternions
-    from facemotion.face.rig import load_head_rig
 
-    rig = rig or load_head_rig()
+    rig = rig or anim.head()
     gltf = gl.GLTF2(asset=gl.Asset(generator="facemotion", version="2.0"))
     b = _Builder(gltf)
     neutral = np.asarray(rig.neutral, np.float32)
     faces = np.asarray(rig.faces, np.uint32)
     base_normals = vertex_normals(neutral, faces)
     attrs = gl.Attributes(POSITION=b.add(neutral, gl.VEC3, gl.ARRAY_BUFFER, minmax=True),
-                          NORMAL=b.add(base_normals, gl.VEC3, gl.ARRAY_BUFFER))
+                          NORMAL=b.add(base_normals, gl.VEC3, gl.ARRAY_BUFFER),
+                          COLOR_0=b.add(part_albedo(rig), gl.VEC3, gl.ARRAY_BUFFER))
     targets = []
     for delta in np.asarray(rig.deltas, np.float32):
         dn = vertex_normals(neutral + delta, faces) - base_normals
         targets.append({"POSITION": b.add(delta, gl.VEC3, minmax=True, sparse=True),
                         "NORMAL": b.add(dn, gl.VEC3, sparse=True)})
     indices = b.add(faces.reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
-    gltf.materials.append(gl.Material(
-        name="skin", doubleSided=False,
-        pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=list(SKIN_RGBA),
+    gltf.materials.append(gl.Material(   # colours per part come from COLOR_0
+        name="head", doubleSided=False,
+        pbrMetallicRoughness=gl.PbrMetallicRoughness(baseColorFactor=[1.0, 1.0, 1.0, 1.0],
                                                      metallicFactor=0.0, roughnessFactor=0.6)))
     gltf.meshes.append(gl.Mesh(
         name="head", weights=[0.0] * len(ARKIT_BLENDSHAPES),

@@ -12,12 +12,11 @@ from facemotion.export.atomic import atomic_path
 def write_mesh_sequence(anim, directory: str | Path, fmt: str = "obj", rig=None) -> Path:
     """Write one mesh per frame of ``anim`` into ``directory`` as ``frame_{i:05d}.{fmt}``.
 
-    Vertices are metres (``anim.vertices(rig)``, head rotation applied); ``fmt`` is ``"obj"`` or
-    ``"ply"`` (binary). The directory is replaced as a whole, atomically.
+    Vertices are metres (``anim.vertices(rig)``, head rotation applied; ``rig`` defaults to
+    ``anim.head()``); ``fmt`` is ``"obj"`` or ``"ply"`` (binary). The directory is replaced as a
+    whole, atomically.
     """
-    from facemotion.face.rig import load_head_rig
-
-    rig = rig or load_head_rig()
+    rig = rig or anim.head()
     directory = Path(directory)
     with atomic_path(directory, directory=True) as tmp:
         for i, verts in enumerate(anim.vertices(rig)):

@@ -16,7 +16,7 @@ def write_npz(anim, path: str | Path, with_vertices: bool = False, rig=None) -> 
 
     Arrays: ``blendshapes [T,52]`` float32 (ARKit order), ``blendshape_names [52]`` str,
     ``head_rotation [T,3]`` float32 radians ``[pitch, yaw, roll]``, ``fps`` float64 scalar;
-    ``audio`` (str path) and ``seed`` (int) when set. With ``with_vertices`` also
+    ``audio`` (str path), ``seed`` (int) and ``identity [K]`` float32 when set. With ``with_vertices`` also
     ``vertices [T,V,3]`` float32 metres, ``faces [F,3]`` int32 and ``landmarks`` (a JSON text
     mapping the rig's landmark names to vertex indices). Read back with
     :meth:`facemotion.animation.Animation.load`.
@@ -31,10 +31,10 @@ def write_npz(anim, path: str | Path, with_vertices: bool = False, rig=None) -> 
         arrays["audio"] = np.array(str(Path(anim.audio).resolve()))
     if anim.seed is not None:
         arrays["seed"] = np.int64(anim.seed)
+    if anim.identity is not None:
+        arrays["identity"] = anim.identity.astype(np.float32)
     if with_vertices:
-        from facemotion.face.rig import load_head_rig
-
-        rig = rig or load_head_rig()
+        rig = rig or anim.head()
         arrays["vertices"] = anim.vertices(rig)
         arrays["faces"] = np.asarray(rig.faces, np.int32)
         arrays["landmarks"] = np.array(json.dumps({k: int(v) for k, v in rig.landmarks.items()}))

@@ -19,7 +19,7 @@ import numpy as np
 from facemotion.errors import DataError
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
-from facemotion.render.video import SKIN_RGBA
+from facemotion.render.video import part_albedo, vertex_normals
 
 JOINT = "head"
 
@@ -35,12 +35,11 @@ def write_usd(anim, path: str | Path, rig=None) -> Path:
     from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
 
     from facemotion.animation import head_quaternions
-    from facemotion.face.rig import load_head_rig
 
     path = Path(path)
     if path.suffix not in (".usd", ".usda", ".usdc"):
         raise DataError(f"{path}: a USD file must end in .usd, .usda or .usdc")
-    rig = rig or load_head_rig()
+    rig = rig or anim.head()
     pivot = Gf.Vec3d(*np.asarray(rig.neck_pivot, float))
     with atomic_path(path) as tmp:
         stage = Usd.Stage.CreateNew(str(tmp))
@@ -81,7 +80,10 @@ def write_usd(anim, path: str | Path, rig=None) -> Path:
         mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
         mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
         mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-        mesh.CreateDisplayColorAttr([Gf.Vec3f(*SKIN_RGBA[:3])])
+        mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.vertex).Set(Vt.Vec3fArray.FromNumpy(part_albedo(rig)))
+        mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(vertex_normals(rig.neutral, faces)))
+        mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
+        mesh.CreateExtentAttr(UsdGeom.PointBased.ComputeExtent(mesh.GetPointsAttr().Get()))
         binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
         binding.CreateSkeletonRel().SetTargets([skel.GetPath()])
         binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))

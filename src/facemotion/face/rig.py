@@ -1,11 +1,12 @@
-"""The built-in head rig: a human head with the 52 ARKit blendshapes as linear morph targets.
+"""The built-in head rig: the ICT Face Model with the 52 ARKit blendshapes as linear morph targets.
 
-The mesh and every morph target were written by this project (no third-party mesh); they
-are generated deterministically by ``scripts/build_head_rig.py`` and shipped as package
-data (``facemotion/face/data/head_rig.npz``). Parts: skin (skull, face, lips meeting at a
-mouth slit, oral cavity, eye sockets, ears, neck), two eyeballs, two eyelid shells and a
-tongue. The mesh is exactly mirror-symmetric under ``x -> -x`` (:attr:`HeadRig.mirror`),
-and every "...Right" morph target is the mirror of its "...Left" twin.
+The mesh, its expression shapes and identity modes come from the ICT Face Model Light (USC
+Institute for Creative Technologies, MIT licence, shipped beside the data as
+``ICT_FACEKIT_LICENSE``), converted by ``scripts/build_head_rig.py`` into package data
+(``facemotion/face/data/head_rig.npz``). Parts: skin (face, head and neck), mouth socket, eye
+sockets, gums, tongue, teeth, two eyeballs and eyelashes. The mesh is exactly mirror-symmetric
+under ``x -> -x`` (:attr:`HeadRig.mirror`), and every "...Right" morph target is the mirror of
+its "...Left" twin.
 
 Coordinates: metres, +y up, +z out of the face, +x toward the subject's left.
 """
@@ -27,6 +28,7 @@ LANDMARK_NAMES = (
     "upper_eyelid_left", "lower_eyelid_left", "upper_eyelid_right", "lower_eyelid_right",
     "nose_tip", "chin",
 )
+"""Named landmark vertices; the lip midpoints lie on the inner lip line (Multi-PIE 62 and 66)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -38,18 +40,20 @@ class HeadRig:
         faces: ``[F, 3]`` int32 triangles, counter-clockwise seen from outside.
         deltas: ``[52, V, 3]`` float32 metres, morph targets in ARKit order
             (:data:`facemotion.face.arkit.ARKIT_BLENDSHAPES`), each at weight 1.
-        identity_names: ``K`` identity parameter names (head_width, jaw_width, ...).
-        identity_basis: ``[K, V, 3]`` float32 metres per unit parameter (about one standard
-            deviation of adult faces); sample identities as ``beta ~ N(0, I)``.
+        identity_names: ``K`` identity mode names (``identity000``, ...).
+        identity_basis: ``[K, V, 3]`` float32 metres per unit coefficient: ICT's PCA modes, each
+            at about one standard deviation of its light-stage scans; sample identities as
+            ``beta ~ N(0, I)``.
         neck_pivot: ``[3]`` float32 metres, centre of head rotation.
         landmarks: name -> vertex index (see :data:`LANDMARK_NAMES`).
-        regions: name -> ``[n]`` int32 vertex indices: ``lips``, ``upper_face``, ``eyes``, ``jaw``,
-            the parts ``skin``, ``eyeball_left/right``, ``eyelid_left/right``, ``tongue``, and
+        multipie68: ``[68]`` int32 vertex indices of the 68 Multi-PIE facial landmarks.
+        regions: name -> ``[n]`` int32 vertex indices: ``lips``, ``upper_face``, ``eyes``, ``jaw``;
+            the parts ``skin``, ``mouth_socket``, ``eye_socket``, ``gums``, ``tongue``, ``teeth``,
+            ``eyeball_left/right``, ``eyelashes``; and ``eyelid_left/right``,
             ``iris_left/right``, ``pupil_left/right`` (eyeball vertices, for colouring).
         mirror: ``[V]`` int32, index of each vertex's mirror image under ``x -> -x``.
         eye_centers: ``[2, 3]`` float32 metres, left then right eyeball centre.
         eye_radius: eyeball radius in metres.
-        jaw_weights: ``[V]`` float32 in [0, 1], skinning weights of the jaw used for the jaw shapes.
     """
 
     neutral: np.ndarray
@@ -59,11 +63,11 @@ class HeadRig:
     identity_basis: np.ndarray
     neck_pivot: np.ndarray
     landmarks: dict[str, int]
+    multipie68: np.ndarray
     regions: dict[str, np.ndarray]
     mirror: np.ndarray
     eye_centers: np.ndarray
     eye_radius: float
-    jaw_weights: np.ndarray
 
     @property
     def num_vertices(self) -> int:
@@ -91,6 +95,27 @@ class HeadRig:
         neutral = (self.neutral + offset).astype(np.float32)
         eyes = np.stack([offset[self.regions["eyeball_left"]].mean(0), offset[self.regions["eyeball_right"]].mean(0)])
         return dataclasses.replace(self, neutral=neutral, eye_centers=(self.eye_centers + eyes).astype(np.float32))
+
+    def identity_coefficients(self, identity) -> np.ndarray | None:
+        """Identity coefficients ``[K]`` float32 from a seed or an array.
+
+        Args:
+            identity: None (the mean face: returns None), an ``int`` seed (draws
+                ``beta ~ N(0, I)`` with ``numpy.random.default_rng(seed)``) or an array of at most
+                K coefficients (unitless).
+
+        Raises:
+            ValueError: an array that is not a finite vector of at most K values.
+        """
+        if identity is None:
+            return None
+        k = len(self.identity_names)
+        if isinstance(identity, (int, np.integer)):
+            return np.random.default_rng(int(identity)).standard_normal(k).astype(np.float32)
+        beta = np.asarray(identity, np.float32)
+        if beta.ndim != 1 or beta.shape[0] > k or not np.isfinite(beta).all():
+            raise ValueError(f"identity: expected at most {k} finite coefficients as a vector, got shape {beta.shape}")
+        return beta
 
     def vertices(self, blendshapes, head_rotation=None) -> np.ndarray:
         """Posed vertices (numpy).
@@ -125,8 +150,12 @@ def _rig_path() -> Path:
 def read_head_rig(path) -> HeadRig:
     """Read a rig file written by ``scripts/build_head_rig.py``.
 
+    The file stores each morph target only at the vertices it moves (``delta_counts [52]``,
+    ``delta_vertices [N]``, ``delta_values [N, 3]`` float16); they are expanded here to the dense
+    ``[52, V, 3]`` float32 :attr:`HeadRig.deltas`.
+
     Raises:
-        DataError: the file is missing or lacks an array.
+        DataError: the file is missing, corrupt or lacks an array.
     """
     path = Path(path)
     try:
@@ -138,17 +167,22 @@ def read_head_rig(path) -> HeadRig:
         names = tuple(str(n) for n in a["blendshape_names"])
         if names != ARKIT_BLENDSHAPES:
             raise DataError(f"{path}: blendshape names are not the 52 ARKit names in Apple's order")
+        neutral = a["neutral"].astype(np.float32)
+        deltas = np.zeros((len(names), len(neutral), 3), np.float32)
+        shape_of = np.repeat(np.arange(len(names)), a["delta_counts"])
+        deltas[shape_of, a["delta_vertices"]] = a["delta_values"]
         return HeadRig(
-            neutral=a["neutral"], faces=a["faces"], deltas=a["deltas"],
-            identity_names=tuple(str(n) for n in a["identity_names"]), identity_basis=a["identity_basis"],
+            neutral=neutral, faces=a["faces"], deltas=deltas,
+            identity_names=tuple(str(n) for n in a["identity_names"]),
+            identity_basis=a["identity_basis"].astype(np.float32),
             neck_pivot=a["neck_pivot"],
             landmarks={str(n): int(i) for n, i in zip(a["landmark_names"], a["landmark_indices"])},
+            multipie68=a["multipie68"],
             regions={k[len("region_"):]: v for k, v in a.items() if k.startswith("region_")},
             mirror=a["mirror"], eye_centers=a["eye_centers"], eye_radius=float(a["eye_radius"]),
-            jaw_weights=a["jaw_weights"],
         )
-    except KeyError as e:
-        raise DataError(f"{path}: head rig file lacks array {e}") from e
+    except (KeyError, IndexError, ValueError) as e:
+        raise DataError(f"{path}: not a head rig file ({type(e).__name__}: {e})") from e
 
 
 @functools.lru_cache(maxsize=1)

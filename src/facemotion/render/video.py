@@ -22,11 +22,18 @@ from facemotion.export.atomic import atomic_path
 #: linear RGBA of the background, and of the skin
 BACKGROUND_RGBA = (0.86, 0.88, 0.91, 1.0)
 SKIN_RGBA = (0.80, 0.56, 0.46, 1.0)
-#: linear RGB of rig regions drawn in another colour than the skin (later ones win)
-REGION_COLOURS = {"tongue": (0.62, 0.26, 0.27),
-                  "eyeball_left": (0.85, 0.83, 0.80), "eyeball_right": (0.85, 0.83, 0.80),
-                  "iris_left": (0.28, 0.17, 0.10), "iris_right": (0.28, 0.17, 0.10),
-                  "pupil_left": (0.02, 0.02, 0.02), "pupil_right": (0.02, 0.02, 0.02)}
+#: linear RGB of the rig's parts drawn in another colour than the skin (later ones win)
+REGION_COLOURS = {"mouth_socket": (0.16, 0.04, 0.04), "eye_socket": (0.30, 0.13, 0.11),
+                  "gums": (0.50, 0.16, 0.16), "tongue": (0.40, 0.11, 0.12), "teeth": (0.80, 0.76, 0.66),
+                  "eyeball_left": (0.86, 0.84, 0.80), "eyeball_right": (0.86, 0.84, 0.80),
+                  "iris_left": (0.22, 0.14, 0.08), "iris_right": (0.22, 0.14, 0.08),
+                  "pupil_left": (0.01, 0.01, 0.01), "pupil_right": (0.01, 0.01, 0.01),
+                  "eyelashes": (0.06, 0.04, 0.03)}
+#: parts inside the mouth: their albedo fades with distance d (metres, neutral head) from the
+#: middle of the lips as ``clip(1 - d / MOUTH_DEPTH, MOUTH_FLOOR, 1)``, the light the cavity lets in
+MOUTH_PARTS, MOUTH_DEPTH, MOUTH_FLOOR = ("mouth_socket", "gums", "tongue", "teeth"), 0.035, 0.15
+#: the camera frames the skin from this far below the chin (metres) to the crown
+FRAME_BELOW_CHIN = 0.03
 #: vertical field of view of the camera, radians
 YFOV = math.radians(25.0)
 
@@ -93,13 +100,30 @@ AMBIENT = (0.18, 0.18, 0.2)
 SPECULAR, SHININESS = 0.08, 24.0
 
 
-class HeadRenderer:
-    """Draws the head rig's mesh with a skin colour, a three-point light and a fixed camera.
+def part_albedo(rig) -> np.ndarray:
+    """Linear RGB albedo ``[V, 3]`` float32 of the rig's vertices: :data:`SKIN_RGBA` with the
+    parts of :data:`REGION_COLOURS` painted over it, the inside of the mouth darkened with depth
+    (:data:`MOUTH_DEPTH`). Used by the renderer and as the exports' vertex colours."""
+    albedo = np.tile(np.float32(SKIN_RGBA[:3]), (rig.num_vertices, 1))
+    for region, rgb in REGION_COLOURS.items():
+        albedo[rig.regions.get(region, []), :] = rgb
+    neutral = np.asarray(rig.neutral, np.float64)
+    lips = neutral[[rig.landmarks["upper_lip_mid"], rig.landmarks["lower_lip_mid"]]].mean(0)
+    for part in MOUTH_PARTS:
+        ix = rig.regions.get(part, np.zeros(0, int))
+        depth = np.linalg.norm(neutral[ix] - lips, axis=1)
+        albedo[ix] *= np.clip(1.0 - depth / MOUTH_DEPTH, MOUTH_FLOOR, 1.0)[:, None].astype(np.float32)
+    return albedo
 
-    The tongue and the eyes (white, iris, pupil) are coloured from ``rig.regions``. Shading is
+
+class HeadRenderer:
+    """Draws the head rig's mesh with per-part colours, a three-point light and a fixed camera.
+
+    Skin, sclera, iris, pupil, teeth, gums, tongue, the dark mouth and eye sockets and the lashes
+    are coloured from ``rig.regions`` (:func:`part_albedo`). Shading is
     computed per vertex on the CPU (Lambert diffuse plus Blinn-Phong specular from
     :data:`LIGHTS` and :data:`AMBIENT`, sRGB-encoded) and the mesh is drawn unlit with those
-    colours, interpolated across faces (Gouraud shading): with ~14k vertices this looks like
+    colours, interpolated across faces (Gouraud shading): with ~25k vertices this looks like
     per-pixel lighting and costs a fraction of it in a software rasteriser.
 
     The camera frames the neutral head from the front, turned by ``yaw_deg`` degrees about the
@@ -120,11 +144,11 @@ class HeadRenderer:
         self._flags = RenderFlags.FLAT
         self.faces = np.asarray(rig.faces)
         self._incidence = face_incidence(self.faces, len(rig.neutral))
-        self.albedo = np.tile(np.float32(SKIN_RGBA[:3]), (len(rig.neutral), 1))
-        for region, rgb in REGION_COLOURS.items():
-            self.albedo[rig.regions.get(region, []), :] = rgb
+        self.albedo = part_albedo(rig)
         neutral = np.asarray(rig.neutral, np.float64)
-        lo, hi = neutral.min(axis=0), neutral.max(axis=0)
+        framed = neutral[rig.regions["skin"]]
+        framed = framed[framed[:, 1] > neutral[rig.landmarks["chin"], 1] - FRAME_BELOW_CHIN]
+        lo, hi = framed.min(axis=0), framed.max(axis=0)
         center, extent = (lo + hi) / 2, hi - lo
         yaw = math.radians(yaw_deg)
         turn = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
@@ -205,7 +229,7 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
 
     Args:
         size: frame width and height in pixels (rounded up to even, as yuv420p requires).
-        rig: head rig (default: :func:`facemotion.face.rig.load_head_rig`).
+        rig: head rig (default: ``anim.head()``, the built-in head with the animation's identity).
 
     Returns:
         ``path``.
@@ -216,9 +240,7 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
     import imageio_ffmpeg
     from tqdm import tqdm
 
-    from facemotion.face.rig import load_head_rig
-
-    rig = rig or load_head_rig()
+    rig = rig or anim.head()
     path = Path(path)
     size += size % 2
     audio = Path(audio) if audio is not None else anim.audio
@@ -253,9 +275,7 @@ def render_still(anim, path: str | Path, frame: int = 0, yaw_deg: float = 0.0, s
     """
     from PIL import Image
 
-    from facemotion.face.rig import load_head_rig
-
-    rig = rig or load_head_rig()
+    rig = rig or anim.head()
     path = Path(path)
     verts = rig.vertices(anim.blendshapes[frame], anim.head_rotation[frame])
     with HeadRenderer(rig, size, yaw_deg) as renderer:

@@ -8,7 +8,8 @@ it), and each parameter is the dominance-weighted mean ``F(t) = Σ_s D_s(t) T_s 
 Bilabials and labiodentals dominate their lip parameters; rounded vowels have a small
 anticipatory rate so their pucker/funnel spreads onto preceding consonants. The jaw
 scales with loudness (RMS envelope). Bilabials /p b m/ are then forced closed
-(``jawOpen ≤ 0.08``, ``mouthClose = jawOpen``, ``mouthPress``), so lips meet on every one.
+(``jawOpen ≤ 0.08``, ``mouthClose = jawOpen``, ``mouthPress``, the upper-lip raisers
+``mouthShrugUpper`` and ``noseSneer`` held down to 0.1), so lips meet on every one.
 
 The lip/jaw channels depend only on the phones, the audio, the speaker's style and the
 emotion label; the random stream drives the upper face and head only: brow raises and
@@ -57,6 +58,8 @@ GROUPS = {
 }
 BILABIALS = frozenset(VISEME_CLASSES["bilabial"])
 CLOSURE_JAW = 0.08
+#: at /p b m/ the channels that lift the upper lip (an emotion's sneer) are held at most at this
+CLOSURE_LIP_RAISE = 0.1
 
 
 def _viseme(targets: dict, alpha: dict, theta: tuple[float, float] = (20.0, 20.0)):
@@ -235,14 +238,17 @@ def lower_face(phones: Phones, wave: np.ndarray, fps: float, style: Style = Styl
     jaw, close = ARKIT_INDEX["jawOpen"], ARKIT_INDEX["mouthClose"]
     open_lips = _idx("mouthFunnel", "mouthLowerDown", "mouthUpperUp", "tongueOut")
     press = _idx("mouthPress")
+    raise_lip = _idx("mouthShrugUpper", "noseSneer")
     w[:, jaw] = w[:, jaw] * (1 - c[:, 0]) + np.minimum(w[:, jaw], CLOSURE_JAW) * c[:, 0]
     w[:, close] = w[:, close] * (1 - c[:, 0]) + w[:, jaw] * c[:, 0]
     w[:, open_lips] *= 1 - c
+    w[:, raise_lip] = w[:, raise_lip] * (1 - c) + np.minimum(w[:, raise_lip], CLOSURE_LIP_RAISE) * c
     w[:, press] = np.maximum(w[:, press], 0.3 * c)
     f = closure_frames(phones, fps, num)
     w[f, jaw] = np.minimum(w[f, jaw], CLOSURE_JAW)
     w[f, close] = w[f, jaw]
     w[np.ix_(f, open_lips)] = 0.0
+    w[np.ix_(f, raise_lip)] = np.minimum(w[np.ix_(f, raise_lip)], CLOSURE_LIP_RAISE)
     return w.astype(np.float32)
 
 
