@@ -81,7 +81,7 @@ def test_from_pretrained_unknown_name_is_a_data_error():
 
 
 def test_generate_command_writes_every_sample(animator, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(api, "load_animator", lambda model, audio_model_dir=None: animator)
+    monkeypatch.setattr(api, "load_animator", lambda model, *model_dirs: animator)
     out = tmp_path / "out"
     assert main(["generate", str(EXAMPLE), "-o", str(out), "--seed", "3", "--num-samples", "2",
                  "--formats", "npz,csv"]) == 0
@@ -106,7 +106,7 @@ def test_identity_from_a_seed_or_a_file(animator, tmp_path, monkeypatch, capsys)
     np.testing.assert_array_equal(a.blendshapes, b.blendshapes)          # the motion is the same
     va, vb, v0 = a.vertices()[0], b.vertices()[0], animator.generate(EXAMPLE, seed=1).vertices()[0]
     assert va.shape == v0.shape and np.abs(va - v0).max() > 0.002 and np.abs(va - vb).max() > 1e-4
-    monkeypatch.setattr(api, "load_animator", lambda model, audio_model_dir=None: animator)
+    monkeypatch.setattr(api, "load_animator", lambda model, *model_dirs: animator)
     coeffs = tmp_path / "face.npy"
     np.save(coeffs, a.identity)
     for spec in ("5", str(coeffs)):
@@ -152,7 +152,7 @@ def test_generate_bad_input_fails_cleanly(case, tmp_path, capsys):
 
 
 def test_style_command_writes_style_npz(animator, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "load_animator", lambda model, audio_model_dir=None: animator)
+    monkeypatch.setattr(api, "load_animator", lambda model, *model_dirs: animator)
     clip = tmp_path / "clip.npz"
     np.savez(clip, blendshapes=np.full((10, 52), 0.25, np.float32),
              head_rotation=np.zeros((10, 3), np.float32), fps=25.0)

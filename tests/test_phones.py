@@ -48,7 +48,10 @@ def test_viseme_classes_partition_phones():
 
 def test_transcript_and_letter_to_sound():
     assert normalize_transcript("Um [laughter] it's <unk> well-known, 42!") == [
-        "um", "it's", "well", "known", "four", "two"]
+        "um", "it's", "well", "known", "forty", "two"]
+    assert normalize_transcript("In 1999 I paid $3.50 for 1,000 apples, 2nd time & 50%") == [
+        "in", "nineteen", "ninety", "nine", "i", "paid", "three", "point", "five", "dollars", "for", "one",
+        "thousand", "apples", "second", "time", "and", "fifty", "percent"]
     assert letter_to_sound("blorp") == "B L AO R P"
     assert letter_to_sound("cheese") == "CH IY S"
 

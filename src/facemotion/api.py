@@ -55,8 +55,9 @@ class Animator:
 
     @classmethod
     def from_pretrained(cls, name: str = "default", audio_model_dir: str | Path | None = None,
-                        ) -> "Animator":
-        """Load a model shipped in the package, ``facemotion/pretrained/<name>.pt``.
+                        asr_model_dir: str | Path | None = None) -> "Animator":
+        """Load a model shipped in the package, ``facemotion/pretrained/<name>.pt``
+        (``audio_model_dir``, ``asr_model_dir``: see :meth:`from_checkpoint`).
 
         Raises:
             DataError: no such model in the installed package.
@@ -70,27 +71,29 @@ class Animator:
                             f"(shipped: {shipped or 'none'}); train one with `facemotion train` "
                             "and pass its checkpoint path instead")
         with resources.as_file(entry) as path:
-            return cls.from_checkpoint(path, audio_model_dir)
+            return cls.from_checkpoint(path, audio_model_dir, asr_model_dir)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, audio_model_dir: str | Path | None = None,
-                        ) -> "Animator":
+                        asr_model_dir: str | Path | None = None) -> "Animator":
         """Load a recipe checkpoint (weights, config and normalisation in one ``.pt`` file).
 
         Args:
             path: checkpoint file.
             audio_model_dir: local wav2vec2/HuBERT directory, for models whose audio encoder
                 needs one.
+            asr_model_dir: CTranslate2 Whisper directory, for models whose audio encoder uses
+                Whisper (default: the model the checkpoint names, else the bundled tiny.en).
         Raises:
-            DataError: the file is missing or is not a facemotion checkpoint.
+            DataError: the file is missing or is not a facemotion checkpoint, or its Whisper
+                model is missing or altered.
         """
         from facemotion.recipes import load_checkpoint
 
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: checkpoint not found")
-        kwargs = {"audio_model_dir": audio_model_dir} if audio_model_dir is not None else {}
-        return cls(load_checkpoint(path, **kwargs), path)
+        return cls(load_checkpoint(path, audio_model_dir, asr_model_dir), path)
 
     @property
     def fps(self) -> float:
@@ -205,11 +208,13 @@ class Animator:
         return style.float().cpu().numpy()
 
 
-def load_animator(model: str, audio_model_dir: str | Path | None = None) -> Animator:
-    """``model`` is a shipped model's name (e.g. ``"default"``) or a checkpoint path."""
+def load_animator(model: str, audio_model_dir: str | Path | None = None,
+                  asr_model_dir: str | Path | None = None) -> Animator:
+    """``model`` is a shipped model's name (e.g. ``"default"``) or a checkpoint path
+    (``audio_model_dir``, ``asr_model_dir``: see :meth:`Animator.from_checkpoint`)."""
     if model.endswith(".pt") or os.sep in model or Path(model).is_file():
-        return Animator.from_checkpoint(model, audio_model_dir)
-    return Animator.from_pretrained(model, audio_model_dir)
+        return Animator.from_checkpoint(model, audio_model_dir, asr_model_dir)
+    return Animator.from_pretrained(model, audio_model_dir, asr_model_dir)
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -270,7 +275,7 @@ def generate_command(args) -> int:
         raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
     identity = parse_identity(args.identity)
     wave = load_audio(args.speech)
-    animator = load_animator(args.model, args.audio_model_dir)
+    animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir)
     style = None
     if args.style is not None:
         style = _load_style(args.style)

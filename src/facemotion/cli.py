@@ -9,6 +9,8 @@ from pathlib import Path
 from facemotion import __version__
 
 EXPORT_FORMATS = ("npz", "glb", "usd", "csv", "obj", "ply", "mp4")
+ASR_MODEL_HELP = ("local CTranslate2 Whisper directory (any faster-whisper model) for models that use Whisper "
+                  "(default: the bundled tiny.en)")
 
 
 def _export(args) -> int:
@@ -39,7 +41,7 @@ def _train(args) -> int:
     train(recipe=args.recipe, data=args.data, out=args.out, max_steps=args.max_steps,
           batch_size=args.batch_size, resume=not args.no_resume, config=args.config,
           audio_model_dir=args.audio_model_dir, accelerator=args.accelerator,
-          devices=args.devices, init=args.init)
+          devices=args.devices, init=args.init, asr_model_dir=args.asr_model_dir)
     return 0
 
 
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also store vertices, faces and landmarks in the .npz")
     g.add_argument("--audio-model-dir", type=Path,
                    help="local directory of a wav2vec2/HuBERT model (models that use one)")
+    g.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     g.set_defaults(func=_generate)
 
     e = sub.add_parser("export", help="convert an animation .npz to another format",
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path,
                    help="checkpoint (.pt) whose weights start the run (fine-tuning; new audio channels start at 0)")
     t.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory")
+    t.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     t.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     t.add_argument("--devices", default="auto", help="Lightning devices")
     t.set_defaults(func=_train)
@@ -175,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="condition on the style of each clip's own ground truth (default: no style)")
     ev.add_argument("--json", type=Path, help="write the per-clip and pooled figures to this JSON file")
     ev.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory (models that use one)")
+    ev.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     ev.set_defaults(func=_eval)
     return p
 

@@ -7,6 +7,7 @@ from facemotion.audio.encoders import (
     MelEncoder,
     PhoneticEncoder,
     Wav2Vec2Encoder,
+    WhisperEncoder,
     build_audio_encoder,
 )
 from facemotion.audio.io import SAMPLE_RATE, audio_duration, load_audio
@@ -15,6 +16,6 @@ from facemotion.audio.phones import VISEME_CLASSES, PhoneSegment, force_align, p
 __all__ = [
     "SAMPLE_RATE", "load_audio", "audio_duration",
     "PhoneSegment", "phone_loop", "force_align", "VISEME_CLASSES", "phone_to_viseme",
-    "AudioEncoder", "MelEncoder", "PhoneticEncoder", "Wav2Vec2Encoder", "HubertEncoder", "ConcatEncoder",
+    "AudioEncoder", "MelEncoder", "PhoneticEncoder", "WhisperEncoder", "Wav2Vec2Encoder", "HubertEncoder", "ConcatEncoder",
     "build_audio_encoder",
 ]

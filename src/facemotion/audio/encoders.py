@@ -6,8 +6,10 @@ dict that ``build_audio_encoder`` turns back into an identical encoder) and
 time ``(t + 0.5) / fps`` seconds; audio shorter than ``num_frames / fps`` is edge-padded.
 
 - ``mel``: per-utterance normalised log-mel spectrogram (no parameters).
-- ``phonetic``: pocketsphinx phone segments (phone loop, or recognised words' phones):
-  smoothed one-hot phones, viseme classes and a confidence channel (no parameters).
+- ``phonetic``: phone segments (pocketsphinx phone loop, recognised words' phones, or
+  Whisper's transcript force-aligned): smoothed one-hot phones, viseme classes and a
+  confidence channel (no parameters).
+- ``whisper``: Whisper encoder states (CTranslate2; the bundled tiny.en or a local directory).
 - ``wav2vec2`` / ``hubert``: ``transformers`` models loaded from a local directory; the
   convolutional feature encoder is always frozen and the transformer is fine-tuned when
   ``trainable`` (DiffPoseTalk §3.2.1).
@@ -149,9 +151,10 @@ class PhoneticEncoder(NumpyEncoder):
     """Phone features: smoothed one-hot phones (40), viseme classes (10) and confidence (1).
 
     pocketsphinx segments the audio without a transcript, by all-phone decoding
-    (``search="phone_loop"``, :func:`phone_loop`) or by word recognition with its n-gram
+    (``search="phone_loop"``, :func:`phone_loop`), by word recognition with its n-gram
     language model (``search="words"``, :func:`recognize`, ``vocabulary`` words, long audio
-    decoded on every core); each
+    decoded on every core), or by force-aligning Whisper's transcript (``search="asr"``,
+    :func:`asr_phones`, the Whisper model in ``asr_model_dir``, by default the bundled one); each
     10 ms frame gets a one-hot over ``PHONES`` and over ``VISEMES`` (if ``visemes``), and
     the segment confidence (if ``confidence``; 1 for recognised words); the frames are
     smoothed with a Hann window of ``smooth`` seconds (soft boundaries, robust to
@@ -159,30 +162,36 @@ class PhoneticEncoder(NumpyEncoder):
 
     Raises:
         FacemotionError: unknown ``search``.
+        DataError: ``search="asr"`` and the Whisper model is missing or altered (when encoding).
     """
 
     name = "phonetic"
 
     def __init__(self, smooth: float = 0.05, visemes: bool = True, confidence: bool = True,
-                 search: str = "phone_loop", vocabulary: int = VOCABULARY_SIZE):
+                 search: str = "phone_loop", vocabulary: int = VOCABULARY_SIZE,
+                 asr_model_dir: str | Path | None = None):
         super().__init__()
         if search not in SEARCHES:
             raise FacemotionError(f"audio encoder 'phonetic': unknown search {search!r} "
                                   f"(choose from {', '.join(SEARCHES)})")
         self.smooth, self.visemes, self.confidence = float(smooth), bool(visemes), bool(confidence)
         self.search, self.vocabulary = search, int(vocabulary)
+        self.asr_model_dir = str(asr_model_dir) if asr_model_dir is not None else None
         self.dim = len(PHONES) + (len(VISEMES) if self.visemes else 0) + int(self.confidence)
 
     def config(self) -> dict[str, Any]:
         config = {"name": self.name, "smooth": self.smooth, "visemes": self.visemes,
                   "confidence": self.confidence, "search": self.search}
-        if self.search == "words":
+        if self.search in ("words", "asr"):
             config["vocabulary"] = self.vocabulary
+        if self.search == "asr":
+            config["asr_model_dir"] = self.asr_model_dir
         return config
 
     def segments(self, wave: np.ndarray) -> list[PhoneSegment]:
         """Phone segments (seconds) of a 16 kHz waveform ``[N]``; word recognition uses every core."""
-        return decode_phones(wave, self.search, self.vocabulary, workers=min(4, os.cpu_count() or 1))
+        return decode_phones(wave, self.search, self.vocabulary, workers=min(4, os.cpu_count() or 1),
+                             asr_model_dir=self.asr_model_dir)
 
     def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
         rate = 100.0
@@ -299,6 +308,39 @@ class HubertEncoder(TransformersEncoder):
         return HubertModel
 
 
+class WhisperEncoder(NumpyEncoder):
+    """Whisper encoder states (CTranslate2, int8): ``[T, d]`` (d = 384 for tiny.en).
+
+    States at 50 Hz (:func:`facemotion.audio.whisper.encoder_states`: 30 s windows overlapping
+    by ``overlap_s`` seconds, cross-faded) are averaged over each output frame
+    (``frame_average``). The model comes from ``model_dir`` (any CTranslate2 Whisper directory)
+    or, when ``None``, the bundled tiny.en, verified before loading (no parameters of this
+    module: the model is frozen and runs outside torch).
+
+    Raises:
+        DataError: the model is missing, incomplete or altered.
+    """
+
+    name = "whisper"
+
+    def __init__(self, model_dir: str | Path | None = None, overlap_s: float = 10.0):
+        super().__init__()
+        from facemotion.audio.whisper import load_whisper, state_dim
+
+        self.model_dir = str(model_dir) if model_dir is not None else None
+        self.overlap_s = float(overlap_s)
+        self._model = load_whisper(self.model_dir)
+        self.dim = state_dim(self._model)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "model_dir": self.model_dir, "overlap_s": self.overlap_s}
+
+    def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        from facemotion.audio.whisper import STATE_RATE, encoder_states
+
+        return frame_average(encoder_states(self._model, wave, self.overlap_s), STATE_RATE, num_frames, fps)
+
+
 class ConcatEncoder(AudioEncoder):
     """Several encoders side by side: output ``[B, T, sum of dims]`` (the default model uses phonetic + mel)."""
 
@@ -322,29 +364,38 @@ class ConcatEncoder(AudioEncoder):
 
 
 _ENCODERS: dict[str, type[AudioEncoder]] = {
-    cls.name: cls for cls in (MelEncoder, PhoneticEncoder, Wav2Vec2Encoder, HubertEncoder, ConcatEncoder)
+    cls.name: cls for cls in (MelEncoder, PhoneticEncoder, WhisperEncoder, Wav2Vec2Encoder, HubertEncoder,
+                              ConcatEncoder)
 }
 
 
-def build_audio_encoder(config: dict[str, Any] | str, model_dir: str | Path | None = None) -> AudioEncoder:
+def build_audio_encoder(config: dict[str, Any] | str, model_dir: str | Path | None = None,
+                        asr_model_dir: str | Path | None = None) -> AudioEncoder:
     """Build an encoder from ``AudioEncoder.config()`` output (or just a name such as ``"mel"``).
 
     Args:
-        config: ``{"name": "mel" | "phonetic" | "wav2vec2" | "hubert" | "concat", ...settings}``;
-            ``concat`` takes ``"encoders": [config, ...]``.
+        config: ``{"name": "mel" | "phonetic" | "whisper" | "wav2vec2" | "hubert" | "concat",
+            ...settings}``; ``concat`` takes ``"encoders": [config, ...]``.
         model_dir: local model directory for ``wav2vec2`` / ``hubert``; overrides the one
             stored in ``config`` (checkpoints moved to another machine).
+        asr_model_dir: CTranslate2 Whisper directory for ``whisper`` and the ``asr`` search of
+            ``phonetic``; overrides the one stored in ``config`` (default: the bundled model).
 
     Raises:
         FacemotionError: unknown encoder name or missing ``model_dir``.
         AudioError: ``model_dir`` is not a usable model directory.
+        DataError: the Whisper model is missing or altered.
     """
     config = {"name": config} if isinstance(config, str) else dict(config)
     name = config.pop("name", None)
     if name not in _ENCODERS:
         raise FacemotionError(f"audio encoder {name!r}: unknown (choose from {', '.join(_ENCODERS)})")
     if name == "concat":
-        return ConcatEncoder([build_audio_encoder(c, model_dir) for c in config.get("encoders", [])])
+        return ConcatEncoder([build_audio_encoder(c, model_dir, asr_model_dir) for c in config.get("encoders", [])])
+    if asr_model_dir is not None and name == "whisper":
+        config["model_dir"] = str(asr_model_dir)
+    if asr_model_dir is not None and name == "phonetic" and config.get("search") == "asr":
+        config["asr_model_dir"] = str(asr_model_dir)
     if name in ("wav2vec2", "hubert"):
         if model_dir is not None:
             config["model_dir"] = str(model_dir)

@@ -251,7 +251,7 @@ def eval_command(args) -> int:
     """
     from facemotion.api import load_animator
 
-    recipe = load_animator(args.model, args.audio_model_dir).recipe
+    recipe = load_animator(args.model, args.audio_model_dir, args.asr_model_dir).recipe
     report = {"model": str(args.model), **evaluate(
         recipe, args.data, args.split, args.max_clips, args.num_samples, args.seed, args.steps,
         args.style_from_gt)}

@@ -31,12 +31,14 @@ def recipe_class(name: str):
 
 
 def load_checkpoint(path: str | os.PathLike, audio_model_dir: str | os.PathLike | None = None,
-                    map_location: str | torch.device = "cpu"):
+                    asr_model_dir: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"):
     """Load a one-file facemotion checkpoint (``Recipe.save_checkpoint``) → recipe in eval mode.
 
     Args:
         path: the ``.pt`` file.
         audio_model_dir: local wav2vec2/HuBERT directory, for models whose encoder needs one.
+        asr_model_dir: CTranslate2 Whisper directory, for models whose encoder uses Whisper
+            (overrides the checkpoint's; default the bundled model).
     Raises:
         DataError: the file is missing, not a facemotion checkpoint, or its weights do not fit.
     """
@@ -51,16 +53,16 @@ def load_checkpoint(path: str | os.PathLike, audio_model_dir: str | os.PathLike 
         raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path}: not a facemotion checkpoint")
-    return recipe_class(blob["recipe"]).from_checkpoint_dict(blob, audio_model_dir, str(path))
+    return recipe_class(blob["recipe"]).from_checkpoint_dict(blob, audio_model_dir, str(path), asr_model_dir)
 
 
 def train(recipe="diffposetalk", data=".", out="runs/train", max_steps=None, batch_size=None, resume=True,
-          config=None, audio_model_dir=None, accelerator="auto", devices="auto", **kwargs):
+          config=None, audio_model_dir=None, accelerator="auto", devices="auto", asr_model_dir=None, **kwargs):
     """Train a recipe on a native dataset (see ``facemotion.recipes.training.train``)."""
     from facemotion.recipes.training import train as _train
 
     return _train(recipe, data, out, max_steps, batch_size, resume, config, audio_model_dir, accelerator,
-                  devices, **kwargs)
+                  devices, asr_model_dir=asr_model_dir, **kwargs)
 
 
 __all__ = ["RECIPES", "recipe_class", "load_checkpoint", "train"]

@@ -90,11 +90,12 @@ class Recipe(nn.Module):
     name: str = ""
     Config: type = TrainConfig
 
-    def __init__(self, config, space=None, audio_model_dir: str | os.PathLike | None = None):
+    def __init__(self, config, space=None, audio_model_dir: str | os.PathLike | None = None,
+                 asr_model_dir: str | os.PathLike | None = None):
         super().__init__()
         self.config = config
         self.space = space if space is not None else build_space(config.space)
-        self.audio_encoder: AudioEncoder = build_audio_encoder(config.audio_encoder, audio_model_dir)
+        self.audio_encoder: AudioEncoder = build_audio_encoder(config.audio_encoder, audio_model_dir, asr_model_dir)
         self.fps = float(config.fps)
         d, c = self.space.dim, self.audio_encoder.dim
         self.register_buffer("motion_mean", torch.zeros(d))
@@ -183,11 +184,13 @@ class Recipe(nn.Module):
         return partial
 
     @classmethod
-    def from_checkpoint_dict(cls, blob: dict, audio_model_dir=None, source: str = "checkpoint") -> "Recipe":
+    def from_checkpoint_dict(cls, blob: dict, audio_model_dir=None, source: str = "checkpoint",
+                             asr_model_dir=None) -> "Recipe":
         """Rebuild a recipe from a loaded checkpoint dict (see ``recipes.load_checkpoint``)."""
         cfg = dict(blob["config"])
         cfg["audio_encoder"] = blob["audio_encoder"]
-        recipe = cls(config_from(cls.Config, cfg, source), audio_model_dir=audio_model_dir)
+        recipe = cls(config_from(cls.Config, cfg, source), audio_model_dir=audio_model_dir,
+                     asr_model_dir=asr_model_dir)
         missing, unexpected = recipe.load_state_dict(blob["state_dict"], strict=False)
         missing = [k for k in missing if not k.startswith("space.")]
         if missing or unexpected:

@@ -102,8 +102,9 @@ class DiffPoseTalk(Recipe):
     name = "diffposetalk"
     Config = DiffPoseTalkConfig
 
-    def __init__(self, config: DiffPoseTalkConfig | None = None, space=None, audio_model_dir=None):
-        super().__init__(config or DiffPoseTalkConfig(), space, audio_model_dir)
+    def __init__(self, config: DiffPoseTalkConfig | None = None, space=None, audio_model_dir=None,
+                 asr_model_dir=None):
+        super().__init__(config or DiffPoseTalkConfig(), space, audio_model_dir, asr_model_dir)
         c = self.config
         d = self.space.dim
         self.denoiser = TransformerDenoiser(d, self.audio_encoder.dim, c.style_dim, 0, c.d_model, c.n_layers,

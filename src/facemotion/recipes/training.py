@@ -107,7 +107,7 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
           max_steps: int | None = None, batch_size: int | None = None, resume: bool = True,
           config: str | os.PathLike | dict | None = None, audio_model_dir: str | os.PathLike | None = None,
           accelerator: str = "auto", devices: str | int = "auto", space=None, progress: bool = True,
-          init: str | os.PathLike | None = None) -> Path:
+          init: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None) -> Path:
     """Train ``recipe`` on the native dataset ``data``; return the exported ``out/model.pt``.
 
     Args:
@@ -119,6 +119,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         resume: continue from ``out/last.ckpt`` if it exists (the step count continues).
         config: JSON file (or dict) overriding fields of the recipe's config dataclass.
         audio_model_dir: local wav2vec2/HuBERT directory for encoders that need one.
+        asr_model_dir: CTranslate2 Whisper directory for encoders that use Whisper (default:
+            the bundled model).
         accelerator, devices: Lightning's (``"cpu"``, ``"gpu"``, ``"auto"``; count or ``"auto"``).
         space: a face space object instead of the config's (tests).
         init: a facemotion checkpoint whose weights start a new run (fine-tuning, see
@@ -138,7 +140,7 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     cfg = config_from(cls.Config, overrides, str(config or "config"))
     out = Path(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = cls(cfg, space=space, audio_model_dir=audio_model_dir)
+    model = cls(cfg, space=space, audio_model_dir=audio_model_dir, asr_model_dir=asr_model_dir)
     last = out / "last.ckpt"
     fresh = not (resume and last.exists())
     if init is None and fresh and model.untrained_parts():
@@ -148,7 +150,7 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     if init is not None and fresh:
         from facemotion.recipes import load_checkpoint
 
-        partial = model.init_from(load_checkpoint(init, audio_model_dir))
+        partial = model.init_from(load_checkpoint(init, audio_model_dir, asr_model_dir))
         print(f"initialised from {init}" + (f" (extended: {', '.join(partial)})" if partial else ""))
     run = {"recipe": recipe, **overrides}
     if init is not None:
