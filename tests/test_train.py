@@ -2,10 +2,12 @@
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
-from facemotion.data.features import cache_features, feature_dir
+from facemotion.audio.io import load_audio
+from facemotion.data.features import cache_features, feature_dir, load_features
 from facemotion.data.native import read_manifest
 from facemotion.errors import DataError
 from facemotion.recipes import load_checkpoint, train
@@ -38,19 +40,27 @@ def test_train_resumes_and_exports(tmp_path):
     assert sample.shape == (1, 33, 7) and torch.isfinite(sample).all()
 
 
-def test_feature_cache_is_resumable(tmp_path):
+def test_feature_cache_is_resumable_and_kept_block_by_block(tmp_path):
     data = make_dataset(tmp_path / "data", clips=2)
     from facemotion.audio.encoders import build_audio_encoder
 
     enc = build_audio_encoder(TINY_CONFIG["audio_encoder"])
     recs = read_manifest(data)
-    d = cache_features(data, recs, enc, 25.0, progress=False)
+    (d,) = cache_features(data, recs, enc, 25.0, progress=False)
     assert d == feature_dir(data, enc.config(), 25.0)
     assert sorted(p.stem for p in d.glob("*.npy")) == ["c0", "c1"]
     stamp = (d / "c0.npy").stat().st_mtime_ns
     (d / "c1.npy").unlink()
     cache_features(data, recs, enc, 25.0, progress=False)
     assert (d / "c0.npy").stat().st_mtime_ns == stamp and (d / "c1.npy").exists()
+    # a concat encoder that appends a block reuses the cached one and joins them in order
+    both = build_audio_encoder({"name": "concat", "encoders": [enc.config(), {"name": "mel", "n_mels": 4}]})
+    dirs = cache_features(data, recs, both, 25.0, progress=False)
+    assert dirs[0] == d and (d / "c0.npy").stat().st_mtime_ns == stamp
+    joined = load_features(dirs, recs[0])
+    np.testing.assert_array_equal(joined, np.concatenate([np.load(d / "c0.npy"), np.load(dirs[1] / "c0.npy")], 1))
+    wave = load_audio(data / recs[0]["audio"])
+    np.testing.assert_allclose(joined, both.encode_numpy(wave, len(joined), 25.0), atol=1e-5)
 
 
 def test_ema_copies_frozen_and_averages_trained_parameters():

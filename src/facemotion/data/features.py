@@ -3,8 +3,10 @@
 Parameter-free encoders (the phonetic one runs pocketsphinx) are far too slow to run at
 every training step, so each clip's features are computed once and stored as
 ``root/features/<key>/<id>.npy`` (``[T, C]`` float32, T = the clip's motion frames), where
-``key`` hashes the encoder's ``config()`` and the fps. Caching is resumable (finished files
-are skipped; each is written atomically) and runs in parallel worker processes.
+``key`` hashes the encoder's ``config()`` and the fps. A ``concat`` encoder is cached block by
+block (one directory per encoder it joins), so a model that appends a block to another's
+encoder computes only the new block. Caching is resumable (finished files are skipped; each
+is written atomically) and runs in parallel worker processes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ def feature_dir(root: str | os.PathLike, encoder_config: dict, fps: float) -> Pa
     return Path(root) / "features" / hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def _blocks(encoder_config: dict) -> list[dict]:
+    """The configs of the encoders whose features are cached separately: a concat's parts."""
+    if encoder_config.get("name") == "concat":
+        return [b for part in encoder_config["encoders"] for b in _blocks(part)]
+    return [encoder_config]
+
+
+def feature_dirs(root: str | os.PathLike, encoder_config: dict, fps: float) -> list[Path]:
+    """The cache directories of an encoder's feature blocks, in channel order
+    (:func:`feature_dir` of each part of a ``concat``, else of the encoder itself)."""
+    return [feature_dir(root, block, fps) for block in _blocks(encoder_config)]
+
+
 def clip_frames(root: str | os.PathLike, record: dict) -> int:
     """Number of motion frames T of a manifest record (from its motion file)."""
     return int(len(load_motion(root, record)["blendshapes"]))
@@ -40,11 +55,11 @@ def clip_frames(root: str | os.PathLike, record: dict) -> int:
 _WORKER: dict = {}
 
 
-def _init_worker(config: dict, model_dir) -> None:
+def _init_worker(config: dict, model_dir, asr_model_dir) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER["encoder"] = build_audio_encoder(config, model_dir)
+    _WORKER["encoder"] = build_audio_encoder(config, model_dir, asr_model_dir)
 
 
 def _encode(args) -> str:
@@ -62,46 +77,54 @@ def _encode(args) -> str:
 
 
 def cache_features(root: str | os.PathLike, records: list[dict], encoder: AudioEncoder, fps: float,
-                   workers: int = 1, model_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Compute and store the features of every record that has none yet; return the cache dir.
+                   workers: int = 1, model_dir: str | os.PathLike | None = None, progress: bool = True,
+                   asr_model_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Compute and store the features of every record that has none yet, block by block
+    (:func:`feature_dirs`); return the cache directories.
 
     Args:
         root: native dataset directory; records: its manifest records to cover.
-        encoder: the audio encoder (rebuilt from ``encoder.config()`` in each worker).
+        encoder: the audio encoder (each block rebuilt from its config in each worker).
         fps: motion frame rate (features get one row per motion frame).
         workers: worker processes (1 = in this process).
-        model_dir: local model directory for wav2vec2/HuBERT encoders.
+        model_dir: local model directory for wav2vec2/HuBERT encoders; asr_model_dir: the
+            CTranslate2 Whisper directory for encoders that use Whisper.
     Raises:
         AudioError, DataError: a clip's audio or motion file is missing or unreadable.
     """
-    out = feature_dir(root, encoder.config(), fps)
-    out.mkdir(parents=True, exist_ok=True)
-    todo = [(str(root), r, str(out), fps) for r in records if not (out / f"{r['id']}.npy").exists()]
-    if not todo:
-        return out
-    bar = tqdm(total=len(todo), desc=f"audio features → {out}", unit="clip", disable=not progress)
-    if workers <= 1:
-        _WORKER["encoder"] = encoder
-        for item in todo:
-            _encode(item)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(encoder.config(), model_dir)) as pool:
-            for _ in pool.map(_encode, todo, chunksize=4):
+    dirs = feature_dirs(root, encoder.config(), fps)
+    for config, out in zip(_blocks(encoder.config()), dirs):
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [(str(root), r, str(out), fps) for r in records if not (out / f"{r['id']}.npy").exists()]
+        if not todo:
+            continue
+        bar = tqdm(total=len(todo), desc=f"audio features {config['name']} → {out}", unit="clip",
+                   disable=not progress)
+        if workers <= 1:
+            _init_worker(config, model_dir, asr_model_dir)
+            for item in todo:
+                _encode(item)
                 bar.update()
-    bar.close()
-    return out
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(config, model_dir, asr_model_dir)) as pool:
+                for _ in pool.map(_encode, todo, chunksize=4):
+                    bar.update()
+        bar.close()
+    return dirs
 
 
-def load_features(directory: str | os.PathLike, record: dict) -> np.ndarray:
-    """Cached features ``[T, C]`` of one record.
+def load_features(directories: list[str | os.PathLike], record: dict) -> np.ndarray:
+    """Cached features ``[T, C]`` of one record: its blocks joined along the channels.
 
     Raises:
-        DataError: the cache file is missing or unreadable (run ``cache_features`` first).
+        DataError: a cache file is missing or unreadable (run ``cache_features`` first).
     """
-    path = Path(directory) / f"{record['id']}.npy"
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cached audio features unreadable ({e})") from None
+    blocks = []
+    for directory in directories:
+        path = Path(directory) / f"{record['id']}.npy"
+        try:
+            blocks.append(np.load(path))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: cached audio features unreadable ({e})") from None
+    return np.concatenate(blocks, axis=-1)

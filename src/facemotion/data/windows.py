@@ -40,8 +40,8 @@ def _window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, r
 class ClipStore:
     """Lazy per-process cache of (features ``[T, C]``, motion ``[T, D]``) per clip id."""
 
-    def __init__(self, root: str | os.PathLike, feature_dir: str | os.PathLike, space):
-        self.root, self.feature_dir, self.space = Path(root), Path(feature_dir), space
+    def __init__(self, root: str | os.PathLike, feature_dirs: list[str | os.PathLike], space):
+        self.root, self.feature_dirs, self.space = Path(root), [Path(d) for d in feature_dirs], space
         self._clips: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, rec: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +52,7 @@ class ClipStore:
         """
         clip = self._clips.get(rec["id"])
         if clip is None:
-            feats = load_features(self.feature_dir, rec)
+            feats = load_features(self.feature_dirs, rec)
             motion = motion_vectors(self.space, load_motion(self.root, rec))
             if abs(len(feats) - len(motion)) > 1:
                 raise DataError(f"{self.root / rec['motion']}: {len(motion)} motion frames but "
@@ -72,11 +72,11 @@ class MotionWindows(IterableDataset):
     rank) draws from its own random stream derived from ``seed``.
     """
 
-    def __init__(self, root, records: list[dict], feature_dir, space, frames: int, seed: int = 0):
+    def __init__(self, root, records: list[dict], feature_dirs, space, frames: int, seed: int = 0):
         if not records:
             raise DataError(f"{root}: no clips to train on")
         self.records, self.frames, self.seed = records, frames, seed
-        self.store = ClipStore(root, feature_dir, space)
+        self.store = ClipStore(root, feature_dirs, space)
         lengths = np.array([max(float(r["duration"]) * float(r["fps"]), 1.0) for r in records])
         self.weights = lengths / lengths.sum()
 
@@ -93,13 +93,13 @@ class MotionWindows(IterableDataset):
             yield _window(feats, motion, start, self.frames, rec)
 
 
-def fixed_windows(root, records: list[dict], feature_dir, space, frames: int, count: int) -> list[dict]:
+def fixed_windows(root, records: list[dict], feature_dirs, space, frames: int, count: int) -> list[dict]:
     """The first ``frames`` frames of up to ``count`` clips (deterministic validation windows)."""
-    store = ClipStore(root, feature_dir, space)
+    store = ClipStore(root, feature_dirs, space)
     return [_window(*store.get(rec), 0, frames, rec) for rec in records[:count]]
 
 
-def dataset_statistics(root, records: list[dict], feature_dir, space, max_clips: int = 2000,
+def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips: int = 2000,
                        seed: int = 0) -> dict[str, torch.Tensor]:
     """Per-dimension mean and std of motion and audio features over (a sample of) clips.
 
@@ -108,7 +108,7 @@ def dataset_statistics(root, records: list[dict], feature_dir, space, max_clips:
     """
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(records))[:max_clips]
-    store = ClipStore(root, feature_dir, space)
+    store = ClipStore(root, feature_dirs, space)
     feats, motions = zip(*(store.get(records[i]) for i in pick))
     m, a = np.concatenate(motions).astype(np.float64), np.concatenate(feats).astype(np.float64)
     as_t = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731

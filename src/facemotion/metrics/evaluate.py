@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from facemotion.audio.io import load_audio
-from facemotion.data.features import feature_dir, load_features
+from facemotion.data.features import feature_dirs, load_features
 from facemotion.data.native import load_motion, read_manifest
 from facemotion.data.windows import motion_vectors
 from facemotion.errors import DataError, FacemotionError
@@ -124,14 +124,14 @@ def pool(clips: list[dict]) -> dict[str, dict[str, float]]:
     return pooled
 
 
-def _clip_inputs(recipe, root: Path, rec: dict, features_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _clip_inputs(recipe, root: Path, rec: dict, features_dirs: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     """Audio features ``[T, C]`` and ground-truth motion ``[T, D]`` of one clip, same length."""
     motion_path = root / rec["motion"]
     if abs(float(rec["fps"]) - recipe.fps) > 1e-6:
         raise DataError(f"{motion_path}: clip is at {rec['fps']} fps, the model at {recipe.fps:g} fps")
     gt = motion_vectors(recipe.space, load_motion(root, rec))
-    if (features_dir / f"{rec['id']}.npy").is_file():
-        feats = torch.from_numpy(load_features(features_dir, rec))
+    if all((d / f"{rec['id']}.npy").is_file() for d in features_dirs):
+        feats = torch.from_numpy(load_features(features_dirs, rec))
     else:
         feats = recipe.audio_features(load_audio(root / rec["audio"]))
     if abs(len(feats) - len(gt)) > 1:
@@ -146,7 +146,7 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
     """Evaluate ``recipe`` on the clips of one split of a native dataset.
 
     Audio features come from the dataset's feature cache
-    (:func:`facemotion.data.features.feature_dir` of the recipe's encoder and fps) when the clip
+    (:func:`facemotion.data.features.feature_dirs` of the recipe's encoder and fps) when the clip
     has one, else from ``recipe.audio_features``.
 
     Args:
@@ -182,10 +182,10 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
     if not records:
         splits = sorted({r["split"] for r in read_manifest(root)})
         raise DataError(f"{root / 'manifest.jsonl'}: no clips in split {split!r} (splits: {splits})")
-    features_dir = feature_dir(root, recipe.audio_encoder.config(), recipe.fps)
+    features_dirs = feature_dirs(root, recipe.audio_encoder.config(), recipe.fps)
     clips = []
     for rec in track(records, description=f"eval {split}", disable=not progress, transient=True):
-        feats, gt = _clip_inputs(recipe, root, rec, features_dir)
+        feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
         with torch.inference_mode():
             style = recipe.encode_style(gt) if style_from_gt else None
             samples = recipe.sample(feats, num_samples=num_samples, style=style, steps=steps,

@@ -161,7 +161,7 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     if not train_recs:
         raise DataError(f"{data}: no clips in the 'train' split")
     feats = cache_features(data, train_recs + val_recs[:cfg.val_clips], model.audio_encoder, model.fps,
-                           cfg.feature_workers, audio_model_dir, progress)
+                           cfg.feature_workers, audio_model_dir, progress, asr_model_dir)
     model.set_statistics(dataset_statistics(data, train_recs, feats, model.space), cfg.std_floor)
     module = RecipeModule(model)
     loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed),
