@@ -3,13 +3,18 @@
     .venv/bin/python benchmarks/lipsync_realval.py --realval ../shared/audio/realval
     .venv/bin/python benchmarks/lipsync_realval.py --model runs/train/model.pt --baseline
     .venv/bin/python benchmarks/lipsync_realval.py --detection --no-model
+    .venv/bin/python benchmarks/lipsync_realval.py --ceiling
 
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
 ARCTIC example, and both pooled. ``--detection`` prints how many force-aligned /p b m/ the
-transcript-free decoders find (the audio features' phone sources) and, for the model, its closure
-rate on the /p b m/ that each decoder, both or neither found. Alignments and decodings are
-cached (default ~/.cache/facemotion).
+phone searches (phone loop, word recognition, Whisper's transcript: the audio features' phone
+sources) find and, for the model, its closure rate on the /p b m/ that each combination of
+searches found. ``--ceiling`` scores the data engine's animator (``facemotion.synth.animate``,
+the teacher of models trained on the synthetic corpus) on each search's phones and on the
+phones force-aligned from the true transcript, beside the model: model against teacher on the
+same phones, and phones against the truth. Alignments and decodings are cached (default
+~/.cache/facemotion).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from facemotion.api import EXAMPLE_SPEECH, load_animator
+from facemotion.audio.io import load_audio
 from facemotion.audio.phones import SEARCHES
 from facemotion.errors import AudioError
 from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, CLOSED_BELOW, LipSyncReport, SegmentCache,
@@ -38,18 +46,18 @@ def _report(title: str, generate_fn, realval, example, fps, cache) -> LipSyncRep
 
 
 def _detection(items, cache) -> None:
-    totals = {name: [0, 0, 0, 0] for name in (*SEARCHES, "either")}
+    totals = {name: [0, 0, 0, 0] for name in (*SEARCHES, "any")}
     for item in items:
         try:
             reference = cache.segments(item.audio, item.transcript)
         except AudioError:
             continue
         found = {search: cache.segments(item.audio, None, search) for search in SEARCHES}
-        found["either"] = [seg for segs in found.values() for seg in segs]
+        found["any"] = [seg for segs in found.values() for seg in segs]
         for name, segs in found.items():
             totals[name] = [a + b for a, b in zip(totals[name], bilabial_detection(segs, reference))]
     cache.save()
-    print("== /p b m/ found by transcript-free decoding (+-40 ms), realval + ARCTIC a0009")
+    print("== /p b m/ found by the phone searches (+-40 ms), realval + ARCTIC a0009")
     for name, (hit, ref, false, hyp) in totals.items():
         print(f"  {name:10s} found {hit}/{ref} = {hit / max(ref, 1):.3f}   false {false}/{hyp}")
 
@@ -72,6 +80,37 @@ def _closure_by_detection(report: LipSyncReport, items, cache) -> None:
         print(f"  {key:20s} {n:4d}   closure {closed / n:.3f}   mean aperture {1000 * total / n:.1f} mm")
 
 
+def _teacher(cache, transcripts: dict[Path, str], search: str | None, fps: float, seed: int):
+    """``generate_fn`` of the data engine's animator on the phones of ``search`` (``None``: the
+    phones force-aligned from the true transcript): audio path -> lip aperture ``[T]`` metres."""
+    from facemotion.synth import animate
+
+    def generate(path: Path) -> np.ndarray:
+        segments = cache.segments(path, None, search) if search else cache.segments(path, transcripts[path])
+        phones = [(s.phone, s.start, s.end) for s in segments]
+        blendshapes, _ = animate(phones, load_audio(path), fps, np.random.default_rng(seed))
+        return aperture_from_blendshapes(blendshapes)
+
+    return generate
+
+
+def _ceiling(items, cache, fps: float, seed: int, model: LipSyncReport | None) -> None:
+    """Pooled figures of the animator on each search's phones and the transcript's, and of the model."""
+    transcripts = {item.audio: item.transcript for item in items}
+    rows = {f"animator on {source or 'transcript'} phones":
+            evaluate_real_speech(_teacher(cache, transcripts, source, fps, seed), items, fps, cache)
+            for source in (*SEARCHES, None)}
+    if model is not None:
+        rows["model"] = model
+    print(f"== ceiling: the data engine's animator (teacher) and the model, realval + ARCTIC a0009, {fps:g} fps")
+    print(f"  {'':32s} {'closure':>8s} {'ratio':>6s} {'shut open':>9s} {'false closures':>16s}  /p b m/")
+    for name, report in rows.items():
+        f = report.figures()
+        print(f"  {name:32s} {f['closure_rate']:8.3f} {f['open_bilabial_ratio']:6.2f} "
+              f"{f['shut_open_vowel_rate']:9.3f} {f['false_closure_rate']:7.3f} of {f['num_speech_closures']:4d}  "
+              f"{f['num_bilabial']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="'default' or a checkpoint path")
@@ -81,12 +120,16 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     p.add_argument("--w-audio", type=float, help="audio guidance scale (default: the model's)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the baseline")
+    p.add_argument("--fps", type=float, default=25.0,
+                   help="frame rate of the baseline (and of the animator without a model)")
     p.add_argument("--baseline", action="store_true", help="also the viseme-rule baseline")
-    p.add_argument("--baseline-search", default="phone_loop", choices=("phone_loop", "words"),
+    p.add_argument("--baseline-search", default="phone_loop", choices=SEARCHES,
                    help="phones of the baseline (default: phone_loop)")
-    p.add_argument("--detection", action="store_true", help="also the /p b m/ detection of the decoders")
-    p.add_argument("--no-model", action="store_true", help="only the baseline")
+    p.add_argument("--detection", action="store_true",
+                   help="also the /p b m/ detection of the phone searches (phone_loop, words, asr)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also the data engine's animator on each search's phones and on the true transcript's")
+    p.add_argument("--no-model", action="store_true", help="not the model (only the other figures)")
     p.add_argument("--cache", type=Path, help="segment cache JSON (default ~/.cache/facemotion)")
     args = p.parse_args(argv)
 
@@ -95,11 +138,13 @@ def main(argv=None) -> int:
     cache = SegmentCache(args.cache)
     if args.detection:
         _detection(realval + [example], cache)
-    if args.baseline or (args.no_model and not args.detection):
+    if args.baseline or (args.no_model and not (args.detection or args.ceiling)):
         _report(f"baseline: {args.baseline_search} + viseme rules",
                 viseme_baseline(args.fps, cache, search=args.baseline_search), realval, example, args.fps, cache)
+    report, fps = None, args.fps
     if not args.no_model:
         animator = load_animator(args.model)
+        fps = animator.fps
 
         def generate(path: Path):
             return aperture_from_blendshapes(animator.generate(path, seed=args.seed, steps=args.steps,
@@ -110,6 +155,8 @@ def main(argv=None) -> int:
                 generate, realval, example, animator.fps, cache)
         if args.detection:
             _closure_by_detection(report, realval + [example], cache)
+    if args.ceiling:
+        _ceiling(realval + [example], cache, fps, args.seed, report)
     return 0
 
 

@@ -306,7 +306,8 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
                vocabulary: int = VOCABULARY_SIZE) -> list[PhoneSegment]:
     """Phones of Whisper's transcript: Whisper (:func:`facemotion.audio.whisper.transcribe`,
     greedy, prompted with :data:`ASR_PROMPT`) transcribes, pocketsphinx force-aligns each
-    transcript segment to its stretch of audio (~0.18× real time on 2 cores with tiny.en).
+    transcript segment to its stretch of audio (~0.2× real time on 2 cores with tiny.en: Whisper
+    ~0.055×, alignment the rest).
 
     The audio is cut between consecutive Whisper segments (midway between one's last word and
     the next one's first); each stretch is aligned with its segment's text by

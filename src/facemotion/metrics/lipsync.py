@@ -281,12 +281,14 @@ class SegmentCache:
 
     def segments(self, audio: Path, transcript: str | None, search: str = "phone_loop") -> list[PhoneSegment]:
         """Forced-alignment segments of ``audio``; without a ``transcript``, the segments of
-        transcript-free decoding: ``search`` ``"phone_loop"`` (:func:`~facemotion.audio.phones.phone_loop`)
-        or ``"words"`` (:func:`~facemotion.audio.phones.recognize`).
+        ``search``: ``"phone_loop"`` (:func:`~facemotion.audio.phones.phone_loop`), ``"words"``
+        (:func:`~facemotion.audio.phones.recognize`) or ``"asr"``
+        (:func:`~facemotion.audio.phones.asr_phones`, the bundled Whisper model).
 
         Raises:
             AudioError: unreadable audio or failed alignment.
             ValueError: unknown ``search``.
+            DataError: ``"asr"`` and the bundled Whisper model is missing or altered.
         """
         from facemotion.audio.io import load_audio
         from facemotion.audio.phones import decode_phones, force_align
@@ -410,7 +412,7 @@ def viseme_baseline(fps: float, cache: SegmentCache | None = None, rig=None, sea
         fps: frame rate of the apertures produced.
         cache: segment cache shared with the evaluation (decoding results are cached too).
         rig: head rig (default: the built-in head).
-        search: ``"phone_loop"`` or ``"words"`` (see :meth:`SegmentCache.segments`).
+        search: ``"phone_loop"``, ``"words"`` or ``"asr"`` (see :meth:`SegmentCache.segments`).
     Returns:
         audio path -> lip aperture ``[T]`` metres.
     """
