@@ -53,6 +53,29 @@ def test_stills_of_neutral_and_open_smiling_mouth():
     assert np.abs(images["neutral", 30] - images["neutral", 0]).mean() > 2
 
 
+def test_open_mouth_shows_teeth_and_the_eyes_have_irises(tmp_path):
+    from PIL import Image
+
+    talk = np.zeros((1, 52), np.float32)
+    for name, w in (("jawOpen", 0.45), ("mouthUpperUpLeft", 0.3), ("mouthUpperUpRight", 0.3),
+                    ("mouthLowerDownLeft", 0.4), ("mouthLowerDownRight", 0.4)):
+        talk[0, ARKIT_INDEX[name]] = w
+    counts = {}
+    for name, bs in (("neutral", np.zeros((1, 52), np.float32)), ("talk", talk)):
+        path = render_still(Animation(bs, np.zeros((1, 3)), 25.0), tmp_path / f"{name}.png", size=256)
+        im = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        r, g, b = im[..., 0], im[..., 1], im[..., 2]
+        face = np.abs(im - im[0, 0]).sum(axis=2) > 30               # not the background
+        lower, upper = np.arange(256)[:, None] >= 128, np.arange(256)[:, None] < 128
+        teeth = face & lower & (g > 140) & (r - b < 30) & (np.abs(r - g) < 20)   # ivory, unlike skin
+        iris = face & upper & (r < 110) & (r > b + 10) & (r > 40)                # brown
+        pupil = face & upper & (im.max(axis=2) < 50)                             # near black
+        counts[name] = teeth.sum(), iris.sum(), pupil.sum()
+    assert counts["neutral"][0] == 0 and counts["talk"][0] > 40, counts
+    for name in counts:
+        assert counts[name][1] > 40 and counts[name][2] > 4, counts
+
+
 def test_cli_render_scripted_video_with_trimmed_audio(tmp_path):
     import imageio_ffmpeg
 

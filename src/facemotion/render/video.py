@@ -31,7 +31,7 @@ REGION_COLOURS = {"mouth_socket": (0.16, 0.04, 0.04), "eye_socket": (0.30, 0.13,
                   "eyelashes": (0.06, 0.04, 0.03)}
 #: parts inside the mouth: their albedo fades with distance d (metres, neutral head) from the
 #: middle of the lips as ``clip(1 - d / MOUTH_DEPTH, MOUTH_FLOOR, 1)``, the light the cavity lets in
-MOUTH_PARTS, MOUTH_DEPTH, MOUTH_FLOOR = ("mouth_socket", "gums", "tongue", "teeth"), 0.035, 0.15
+MOUTH_PARTS, MOUTH_DEPTH, MOUTH_FLOOR = ("mouth_socket", "gums", "tongue"), 0.035, 0.15
 #: the camera frames the skin from this far below the chin (metres) to the crown
 FRAME_BELOW_CHIN = 0.03
 #: vertical field of view of the camera, radians
