@@ -139,7 +139,7 @@ class HeadRig:
             if r.shape[-1] != 3:
                 raise ValueError(f"HeadRig.vertices: expected [..., 3] head rotation, got shape {r.shape}")
             rot = euler_to_matrix(r).astype(np.float32)
-            v = np.einsum("...ij,...vj->...vi", rot, v - self.neck_pivot) + self.neck_pivot
+            v = np.matmul(v - self.neck_pivot, np.swapaxes(rot, -1, -2)) + self.neck_pivot
         return v.astype(np.float32)
 
 
