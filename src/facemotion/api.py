@@ -261,51 +261,64 @@ def _load_style(path: Path) -> np.ndarray:
 def generate_command(args) -> int:
     """``facemotion generate``: animate ``args.speech`` and write ``args.formats`` into ``args.out``.
 
-    The speech is validated before anything is created; the seed is printed; with several
-    samples the stems are ``<speech>_<i>``. Every file is written atomically.
+    Before the speech is decoded or the model loaded, the output folder is taken for the run
+    (:func:`facemotion.export.outputs.output_folder`) and every output path checked (refused if
+    it exists, unless ``args.overwrite``). The seed is printed; with several samples the stems
+    are ``<speech>_<i>``. Every file is written atomically.
 
     Raises:
-        AudioError: bad speech file. DataError: bad model, style or clip. FacemotionError:
-            bad options.
+        AudioError: bad speech file. DataError: bad model, style or clip. OutputError: bad or
+            existing output, or another run writing into ``args.out``. FacemotionError: bad options.
     """
     from facemotion.audio.io import load_audio
+    from facemotion.export import FORMATS, output_paths
+    from facemotion.export.outputs import check_output, output_folder
 
     formats = _parse_formats(args.formats)
     if args.num_samples < 1:
         raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
     identity = parse_identity(args.identity)
-    wave = load_audio(args.speech)
-    animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir)
-    style = None
-    if args.style is not None:
-        style = _load_style(args.style)
-    elif args.style_clip is not None:
-        style = animator.extract_style(args.style_clip)
-    seed = draw_seed() if args.seed is None else args.seed
-    print(f"seed: {seed}")
-    results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
-                                 style, args.w_audio, args.w_style, identity)
-    for i, anim in enumerate(results):
-        stem = args.speech.stem if len(results) == 1 else f"{args.speech.stem}_{i}"
-        for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
-            print(path)
+    stems = [args.speech.stem] if args.num_samples == 1 else \
+        [f"{args.speech.stem}_{i}" for i in range(args.num_samples)]
+    with output_folder(args.out):
+        for stem in stems:
+            for fmt, path in output_paths(args.out, stem, formats).items():
+                check_output(path, directory=not FORMATS[fmt], overwrite=args.overwrite)
+        wave = load_audio(args.speech)
+        animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir)
+        style = None
+        if args.style is not None:
+            style = _load_style(args.style)
+        elif args.style_clip is not None:
+            style = animator.extract_style(args.style_clip)
+        seed = draw_seed() if args.seed is None else args.seed
+        print(f"seed: {seed}")
+        results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
+                                     style, args.w_audio, args.w_style, identity)
+        for stem, anim in zip(stems, results):
+            for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
+                print(path)
     return 0
 
 
 def style_command(args) -> int:
     """``facemotion style``: write the style vector of ``args.clip`` to ``args.output`` (.npz
-    with array ``style [d_s]``), atomically.
+    with array ``style [d_s]``), atomically; an existing output is refused unless
+    ``args.overwrite`` (checked before the model is loaded).
 
     Raises:
-        DataError: bad clip or model.
+        DataError: bad clip or model. OutputError: bad or existing output.
     """
     from facemotion.export.atomic import atomic_path
+    from facemotion.export.outputs import check_output, output_folder
 
-    animator = load_animator(args.model)
-    style = animator.extract_style(args.clip)
     output = Path(args.output).with_suffix(".npz")
-    with atomic_path(output) as tmp:
-        np.savez(tmp, style=style)
+    with output_folder(output.parent):
+        check_output(output, overwrite=args.overwrite)
+        animator = load_animator(args.model)
+        style = animator.extract_style(args.clip)
+        with atomic_path(output) as tmp:
+            np.savez(tmp, style=style)
     print(output)
     return 0
 
@@ -328,8 +341,9 @@ def bench_command(args) -> int:
 
     For each duration in ``args.durations`` the speech (``args.speech``, default the CMU ARCTIC
     example) is looped to that length and animated with seed 0; the time of audio features,
-    sampling and export of ``args.formats`` is printed separately, with the settings. One
-    untimed run on the plain recording comes first (imports, caches).
+    sampling and export of ``args.formats`` is printed separately, with the settings, then the
+    time of each block of the audio encoder on the longest duration. One untimed run on the
+    plain recording comes first (imports, caches).
 
     Raises:
         AudioError: the speech file cannot be read. DataError: no model.
@@ -356,7 +370,26 @@ def bench_command(args) -> int:
             times = _time_stages(animator, wave, wav_path, formats, Path(tmp))
             rtf = [t / seconds for t in times]
             print(f"{seconds:8.1f} " + " ".join(f"{r:9.3f}" for r in rtf) + f" {sum(rtf):9.3f}")
+    print(f"features by block ({durations[-1]:g} s of audio, real-time factor): "
+          + ", ".join(f"{name} {t / durations[-1]:.3f}" for name, t in _time_blocks(animator, wave)))
     return 0
+
+
+def _time_blocks(animator: Animator, wave: np.ndarray) -> list[tuple[str, float]]:
+    """Wall seconds of each block of the model's audio encoder (each part of a ``concat``) on
+    ``wave``, labelled ``name`` or ``name/search``."""
+    from facemotion.audio.io import SAMPLE_RATE
+
+    encoder = animator.recipe.audio_encoder
+    frames = int(round(len(wave) / SAMPLE_RATE * animator.fps))
+    out = []
+    for block in getattr(encoder, "encoders", [encoder]):
+        config = block.config()
+        t0 = time.perf_counter()
+        block.encode_numpy(wave, frames, animator.fps)
+        out.append((config["name"] + (f"/{config['search']}" if "search" in config else ""),
+                    time.perf_counter() - t0))
+    return out
 
 
 def _time_stages(animator: Animator, wave: np.ndarray, wav_path: Path, formats: Sequence[str],
