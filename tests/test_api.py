@@ -191,7 +191,8 @@ def test_default_model_speaks_the_example(capsys):
     from facemotion.face.rig import load_head_rig
 
     out = Path(__file__).resolve().parent / "artifacts" / "default_model"
-    assert main(["generate", str(EXAMPLE), "-o", str(out), "--seed", "0", "--formats", "npz,mp4"]) == 0
+    assert main(["generate", str(EXAMPLE), "-o", str(out), "--seed", "0", "--formats", "npz,mp4",
+                 "--overwrite"]) == 0  # kept for inspection, replaced on every run
     assert "seed: 0" in capsys.readouterr().out
     anim = Animation.load(out / "cmu_arctic_slt_a0009.npz")
     assert abs(anim.duration - 3.1) < 0.1

@@ -85,7 +85,8 @@ def test_cli_render_scripted_video_with_trimmed_audio(tmp_path):
     anim = scripted_animation()                # 2.0 s; the speech is 3.1 s long
     npz = anim.save(tmp_path, formats=["npz"])["npz"]
     out = ARTIFACTS / "scripted.mp4"
-    assert main(["render", str(npz), "-o", str(out), "--audio", str(SPEECH), "--size", "256"]) == 0
+    assert main(["render", str(npz), "-o", str(out), "--audio", str(SPEECH), "--size", "256",
+                 "--overwrite"]) == 0  # a picture kept for inspection, replaced on every run
     streams = probe(out)
     video, audio = streams["video"], streams["audio"]
     assert (video["codec_name"], video["pix_fmt"], video["width"], video["height"]) == \

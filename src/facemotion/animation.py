@@ -131,15 +131,10 @@ class Animation:
             DataError: an unknown format.
             AudioError: :attr:`audio` is set but cannot be read (mp4).
         """
-        from facemotion.export import FORMATS, default_output, write
+        from facemotion.export import output_paths, write
 
-        formats = list(formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown:
-            raise DataError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
-        base = Path(outdir) / f"{stem}.npz"
-        return {fmt: write(self, fmt, default_output(base, fmt), with_vertices=with_vertices,
-                           size=size, rig=rig) for fmt in formats}
+        return {fmt: write(self, fmt, path, with_vertices=with_vertices, size=size, rig=rig)
+                for fmt, path in output_paths(outdir, stem, formats).items()}
 
     def render(self, path: str | Path, size: int = 512, rig=None) -> Path:
         """Render to an H.264 ``.mp4`` of ``size``×``size`` pixels at :attr:`fps`, with audio.

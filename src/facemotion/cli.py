@@ -9,6 +9,7 @@ from pathlib import Path
 from facemotion import __version__
 
 EXPORT_FORMATS = ("npz", "glb", "usd", "csv", "obj", "ply", "mp4")
+OVERWRITE_HELP = "replace outputs that already exist (default: refuse)"
 ASR_MODEL_HELP = ("local CTranslate2 Whisper directory (any faster-whisper model) for models that use Whisper "
                   "(default: the bundled tiny.en)")
 
@@ -17,7 +18,7 @@ def _export(args) -> int:
     from facemotion.export import export_file
 
     out = export_file(args.input, to=args.to, output=args.output, audio=args.audio,
-                      with_vertices=args.with_vertices, size=args.size)
+                      with_vertices=args.with_vertices, size=args.size, overwrite=args.overwrite)
     print(out)
     return 0
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS))
     g.add_argument("--with-vertices", action="store_true",
                    help="also store vertices, faces and landmarks in the .npz")
+    g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     g.add_argument("--audio-model-dir", type=Path,
                    help="local directory of a wav2vec2/HuBERT model (models that use one)")
     g.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--with-vertices", action="store_true",
                    help="npz: also store vertices, faces and landmarks")
     e.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
+    e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     e.set_defaults(func=_export)
 
     r = sub.add_parser("render", help="render an animation .npz to mp4 (same as export --to mp4)")
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, help="output .mp4 (default: INPUT.mp4)")
     r.add_argument("--audio", type=Path, help="speech to mux into the video")
     r.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
+    r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     r.set_defaults(func=_render, with_vertices=False)
 
     s = sub.add_parser("synth", help="generate a synthetic talking-face corpus from text (TTS)",
@@ -154,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("clip", type=Path, help="reference motion .npz (blendshapes, head_rotation)")
     st.add_argument("-o", "--output", type=Path, required=True, help="style .npz to write")
     st.add_argument("--model", default="default", help="'default' or a checkpoint path")
+    st.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     st.set_defaults(func=_style)
 
     b = sub.add_parser("bench", help="real-time factor of generation for 10 s and 60 s of speech")
@@ -187,21 +192,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facemotion`` console script; returns the exit status.
 
-    Errors a user can fix (a missing file, a file that is not audio, ...) are raised by the
-    packages as :class:`facemotion.errors.FacemotionError` and printed as one line.
+    Exit status: 0 done; 1 an error the user can fix (a missing file, a file that is not audio,
+    an output that exists, ...: raised by the packages as
+    :class:`facemotion.errors.FacemotionError` and printed as one line
+    ``facemotion: error: ...``); 2 bad arguments; 130 / 143 interrupted by SIGINT / SIGTERM
+    (one line ``facemotion: interrupted``, after temporary files and child processes are
+    cleaned up). Warnings of facemotion's own print as ``facemotion: warning: ...``.
     """
-    from facemotion.errors import FacemotionError
+    from facemotion.errors import FacemotionError, show_warnings_as_one_line
+    from facemotion.processes import Interrupted, stop_on_signals
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except FacemotionError as exc:
-        print(f"facemotion: error: {exc}", file=sys.stderr)
-        return 1
+    show_warnings_as_one_line()
+    with stop_on_signals():
+        try:
+            return int(args.func(args) or 0)
+        except FacemotionError as exc:
+            print(f"facemotion: error: {exc}", file=sys.stderr)
+            return 1
+        except Interrupted as exc:
+            print("facemotion: interrupted" + (f"; {exc.hint}" if exc.hint else ""), file=sys.stderr)
+            return exc.exit_status
 
 
 if __name__ == "__main__":

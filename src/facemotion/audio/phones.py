@@ -264,7 +264,8 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     ``vocabulary`` most frequent English words (cmudict ∩ ``wordfreq``), which halves the
     decoding time for a small loss of recall. Long input is decoded as independent
     utterances of about ``chunk_s`` seconds split at the quietest 10 ms frame, in
-    ``workers`` processes (forked, where the platform allows) when there are several.
+    ``workers`` processes (forked, where the platform allows; they die with this one) when there
+    are several.
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
@@ -287,10 +288,11 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     _word_decoder(int(vocabulary))  # built once here, inherited by forked workers
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+
+        from facemotion.processes import process_pool
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context(method)) as pool:
+        with process_pool(min(workers, len(jobs)), multiprocessing.get_context(method)) as pool:
             parts = list(pool.map(_recognize_utterance, jobs))
     else:
         parts = [_recognize_utterance(job) for job in jobs]

@@ -6,7 +6,8 @@ every training step, so each clip's features are computed once and stored as
 ``key`` hashes the encoder's ``config()`` and the fps. A ``concat`` encoder is cached block by
 block (one directory per encoder it joins), so a model that appends a block to another's
 encoder computes only the new block. Caching is resumable (finished files are skipped; each
-is written atomically) and runs in parallel worker processes.
+is written atomically) and runs in parallel worker processes that die with the run; one run at
+a time fills a block's folder (others wait), removing what killed runs left half-written.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from facemotion.audio.io import load_audio
 from facemotion.data.native import load_motion
 from facemotion.errors import DataError
 from facemotion.export.atomic import atomic_path
+from facemotion.export.outputs import output_folder
+from facemotion.processes import process_pool
 
 
 def feature_dir(root: str | os.PathLike, encoder_config: dict, fps: float) -> Path:
@@ -68,7 +70,7 @@ def _encode(args) -> str:
     path = Path(out_dir) / f"{record['id']}.npy"
     if path.exists():
         return record["id"]
-    wave = load_audio(Path(root) / record["audio"])
+    wave = load_audio(Path(root) / record["audio"], level_warnings=False)  # corpora degrade clips on purpose
     feats = encoder.encode_numpy(wave, clip_frames(root, record), fps).astype(np.float32)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -94,23 +96,23 @@ def cache_features(root: str | os.PathLike, records: list[dict], encoder: AudioE
     """
     dirs = feature_dirs(root, encoder.config(), fps)
     for config, out in zip(_blocks(encoder.config()), dirs):
-        out.mkdir(parents=True, exist_ok=True)
         todo = [(str(root), r, str(out), fps) for r in records if not (out / f"{r['id']}.npy").exists()]
         if not todo:
             continue
-        bar = tqdm(total=len(todo), desc=f"audio features {config['name']} → {out}", unit="clip",
-                   disable=not progress)
-        if workers <= 1:
-            _init_worker(config, model_dir, asr_model_dir)
-            for item in todo:
-                _encode(item)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                     initargs=(config, model_dir, asr_model_dir)) as pool:
-                for _ in pool.map(_encode, todo, chunksize=4):
+        with output_folder(out, wait=True):  # one run fills a block; it removes killed runs' temporaries
+            bar = tqdm(total=len(todo), desc=f"audio features {config['name']} → {out}", unit="clip",
+                       disable=not progress)
+            if workers <= 1:
+                _init_worker(config, model_dir, asr_model_dir)
+                for item in todo:
+                    _encode(item)
                     bar.update()
-        bar.close()
+            else:
+                with process_pool(workers, get_context("spawn"), _init_worker,
+                                  (config, model_dir, asr_model_dir)) as pool:
+                    for _ in pool.map(_encode, todo, chunksize=4):
+                        bar.update()
+            bar.close()
     return dirs
 
 

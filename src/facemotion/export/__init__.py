@@ -36,6 +36,20 @@ def default_output(input: str | Path, fmt: str) -> Path:
     return input.with_name(f"{input.stem}_{fmt}")
 
 
+def output_paths(outdir: str | Path, stem: str, formats) -> dict[str, Path]:
+    """Where :meth:`facemotion.animation.Animation.save` writes each of ``formats``:
+    ``outdir/{stem}.{suffix}`` (mesh sequences: the folder ``outdir/{stem}_{fmt}``).
+
+    Raises:
+        DataError: an unknown format.
+    """
+    formats = list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise DataError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    return {fmt: default_output(Path(outdir) / f"{stem}.npz", fmt) for fmt in formats}
+
+
 def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: int = 512,
           rig=None) -> Path:
     """Write ``anim`` (an :class:`~facemotion.animation.Animation`) as ``fmt`` to ``path``.
@@ -75,8 +89,11 @@ def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: i
 
 def export_file(input: str | Path, to: str, output: str | Path | None = None,
                 audio: str | Path | None = None, with_vertices: bool = False,
-                size: int = 512) -> Path:
+                size: int = 512, overwrite: bool = False) -> Path:
     """Convert an animation ``.npz`` to format ``to`` (the ``facemotion export`` command).
+
+    The output is checked first (:func:`.outputs.check_output`) and its folder held for the run
+    (:func:`.outputs.output_folder`), before the input is read.
 
     Args:
         input: animation ``.npz`` (see :meth:`facemotion.animation.Animation.load`).
@@ -85,6 +102,7 @@ def export_file(input: str | Path, to: str, output: str | Path | None = None,
         audio: speech to mux into an mp4 (default: the audio recorded in the ``.npz``, if any).
         with_vertices: npz: also store vertices, faces and landmarks.
         size: mp4 frame size in pixels.
+        overwrite: replace an existing output instead of refusing.
 
     Returns:
         The path written.
@@ -92,13 +110,18 @@ def export_file(input: str | Path, to: str, output: str | Path | None = None,
     Raises:
         DataError: ``input`` is missing or malformed, or ``to`` is unknown.
         AudioError: the speech file cannot be read.
+        OutputError: the output cannot be written there, exists (without ``overwrite``), or
+            another run is writing into its folder.
     """
     from facemotion.animation import Animation
+    from facemotion.export.outputs import check_output, output_folder
 
     if to not in FORMATS:
         raise DataError(f"unknown export format {to!r}; choose from {list(FORMATS)}")
-    anim = Animation.load(input)
-    if audio is not None:
-        anim.audio = Path(audio)
-    return write(anim, to, output if output is not None else default_output(input, to),
-                 with_vertices=with_vertices, size=size)
+    output = Path(output) if output is not None else default_output(input, to)
+    with output_folder(output.parent):
+        check_output(output, directory=not FORMATS[to], overwrite=overwrite)
+        anim = Animation.load(input)
+        if audio is not None:
+            anim.audio = Path(audio)
+        return write(anim, to, output, with_vertices=with_vertices, size=size)

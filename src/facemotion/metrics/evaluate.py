@@ -133,7 +133,7 @@ def _clip_inputs(recipe, root: Path, rec: dict, features_dirs: list[Path]) -> tu
     if all((d / f"{rec['id']}.npy").is_file() for d in features_dirs):
         feats = torch.from_numpy(load_features(features_dirs, rec))
     else:
-        feats = recipe.audio_features(load_audio(root / rec["audio"]))
+        feats = recipe.audio_features(load_audio(root / rec["audio"], level_warnings=False))
     if abs(len(feats) - len(gt)) > 1:
         raise DataError(f"{motion_path}: {len(gt)} motion frames but {len(feats)} audio feature frames")
     t = min(len(feats), len(gt))
@@ -251,6 +251,7 @@ def eval_command(args) -> int:
     """
     from facemotion.api import load_animator
 
+    read_manifest(args.data, check_files=True)  # a bad clip is named before the model loads
     recipe = load_animator(args.model, args.audio_model_dir, args.asr_model_dir).recipe
     report = {"model": str(args.model), **evaluate(
         recipe, args.data, args.split, args.max_clips, args.num_samples, args.seed, args.steps,

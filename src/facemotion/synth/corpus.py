@@ -2,12 +2,15 @@
 
 Clip ``(shard, index)`` is a pure function of ``(seed, shard, index, fps)``: its own random
 streams pick the pseudo-speaker, text, emotion, augmentation (stream ``[seed, shard,
-index]`` and ``[..., 2]``) and the upper-face/head motion (``[..., 1]``). Shards of
-``shard_size`` clips are made in parallel and committed to ``manifest.jsonl`` strictly
-in shard order, each in one append after all its files are on disk, until the committed
-audio reaches the requested hours. A restart therefore finds a prefix of shards in the
-manifest, deletes files no manifest line points at (an interrupted shard), and goes on
-with the next shard: no duplicates, and the same clip ids as an uninterrupted run.
+index]`` and ``[..., 2]``) and the upper-face/head motion (``[..., 1]``). Consecutive runs of
+clips (whole shards of ``shard_size`` clips, shorter ones near the end) are made in parallel
+worker processes (which die with the run) and committed to ``manifest.jsonl`` strictly in
+(shard, index) order, each in one append after all its files are on disk, clip by clip until
+the committed audio reaches the requested hours (so it exceeds them by less than one clip);
+clips made beyond that are deleted. A restart therefore finds a prefix of clips in the
+manifest, deletes files no manifest line points at (an interrupted run), and goes on with the
+next clip: no duplicates, and the same clip ids as an uninterrupted run. One run at a time
+writes into a corpus (:func:`facemotion.export.outputs.output_folder`).
 
 Layout: ``<out>/synth.json`` (settings), ``<out>/speakers.json`` (the pseudo-speaker
 pool), ``<out>/manifest.jsonl``, ``<out>/clips/<shard>/<id>.flac`` (16 kHz mono 16-bit)
@@ -19,8 +22,9 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,9 @@ from facemotion.audio.io import SAMPLE_RATE
 from facemotion.data.native import MANIFEST, append_manifest, read_manifest
 from facemotion.errors import DataError, FacemotionError
 from facemotion.export.atomic import atomic_path
+from facemotion.export.outputs import output_folder
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.processes import process_pool
 from facemotion.synth.animate import EMOTIONS, animate
 from facemotion.synth.speaker import PseudoSpeaker, augment, change_voice, speaker_pool
 from facemotion.synth.text import WORDS_PER_SECOND, sample_sentence
@@ -38,6 +44,9 @@ from facemotion.synth.tts import synthesize
 
 MIN_SECONDS, MAX_SECONDS = 3.0, 12.0
 """Clip length range (s) aimed at; clips outside [2.5, 13] s after two retries are skipped."""
+
+MEAN_CLIP_SECONDS = (MIN_SECONDS + MAX_SECONDS) / 2
+"""Expected clip length (s), to size the last jobs of a run to the hours still missing."""
 
 AUGMENT_FRACTION = 0.5
 """Fraction of clips whose stored audio is degraded by :func:`~facemotion.synth.speaker.augment`."""
@@ -136,10 +145,11 @@ def make_clip(out: Path, seed: int, fps: float, shard: int, index: int) -> dict 
     }
 
 
-def make_shard(out: Path, seed: int, fps: float, shard: int, shard_size: int) -> tuple[list[dict], list[str]]:
-    """Generate the clips of one shard; return (records, skip reasons). Does not touch the manifest."""
+def make_clips(out: Path, seed: int, fps: float, shard: int, indices: range) -> tuple[list[dict], list[str]]:
+    """Generate clips ``indices`` of one shard; return (records in index order, skip reasons).
+    Does not touch the manifest."""
     records, skipped = [], []
-    for index in range(shard_size):
+    for index in indices:
         res = make_clip(out, seed, fps, shard, index)
         (records if isinstance(res, dict) else skipped).append(res)
     return records, skipped
@@ -147,7 +157,6 @@ def make_shard(out: Path, seed: int, fps: float, shard: int, shard_size: int) ->
 
 def _prepare(out: Path, seed: int, fps: float, shard_size: int) -> list[dict]:
     """Check/write settings, write the speaker pool, delete orphan files; return the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
     settings = {"seed": seed, "fps": fps, "shard_size": shard_size}
     cfg = out / "synth.json"
     if cfg.is_file():
@@ -169,16 +178,21 @@ def _prepare(out: Path, seed: int, fps: float, shard_size: int) -> list[dict]:
             with open(out / MANIFEST, "r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
     referenced = {r[k] for r in records for k in ("audio", "motion")}
-    for path in (out / "clips").glob("*/*") if (out / "clips").is_dir() else []:
-        if path.relative_to(out).as_posix() not in referenced:
-            path.unlink()
+    files = (out / "clips").glob("*/*") if (out / "clips").is_dir() else []
+    _remove_files(out, [p.relative_to(out).as_posix() for p in files], keep=referenced)
     return records
 
 
-def _delete(out: Path, records: list[dict]) -> None:
-    for r in records:
-        for k in ("audio", "motion"):
-            (out / r[k]).unlink(missing_ok=True)
+def _remove_files(out: Path, relative: list[str], keep: set[str] = frozenset()) -> None:
+    """Delete the files ``out/relative`` not in ``keep``, and the shard folders left empty."""
+    folders = set()
+    for rel in relative:
+        if rel not in keep:
+            (out / rel).unlink(missing_ok=True)
+            folders.add((out / rel).parent)
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def summarize(out: str | os.PathLike) -> dict:
@@ -202,15 +216,16 @@ def summarize(out: str | os.PathLike) -> dict:
 
 def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = None, seed: int = 0,
                     fps: float = 25.0, shard_size: int = 50, progress: bool = True) -> dict:
-    """Generate (or resume) a synthetic talking-face corpus of at least ``hours`` of speech.
+    """Generate (or resume) a synthetic talking-face corpus of ``hours`` of speech.
 
     Args:
         out: dataset directory (created; a native dataset, see :mod:`facemotion.data.native`).
-        hours: hours of audio to reach (shards are added until the committed total ≥ this).
+        hours: hours of audio to reach: clips are committed until their total reaches this, so
+            the corpus holds ``hours`` plus less than one clip (or more, if it already did).
         workers: parallel processes (default: CPU count; ≤ 1 runs in this process).
         seed: corpus seed (fixes the speakers, texts and motion of every clip).
         fps: motion frame rate, frames/s.
-        shard_size: clips per shard (the unit of resumption).
+        shard_size: clips per shard folder ``clips/<shard>/``.
         progress: show a tqdm progress bar (seconds of audio) and print the summary.
 
     Returns:
@@ -220,55 +235,13 @@ def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = 
     Raises:
         DataError: ``out`` holds a corpus made with another seed, fps or shard size, or
             ``hours`` is not positive.
+        OutputError: ``out`` cannot be created or written, or another run is writing into it.
     """
-    from tqdm import tqdm
-
     if hours <= 0:
         raise DataError(f"--hours must be positive, got {hours}")
-    out = Path(out)
-    records = _prepare(out, seed, fps, shard_size)
-    target = hours * 3600.0
-    total = sum(r["duration"] for r in records)
-    next_commit = max((r["shard"] for r in records), default=-1) + 1
-    next_submit = next_commit
-    buffered: dict[int, tuple[list[dict], list[str]]] = {}
-    skipped: list[str] = []
     workers = (os.cpu_count() or 1) if workers is None else workers
-    bar = tqdm(total=round(target), initial=min(round(total), round(target)), unit="s", desc="synth audio",
-               disable=not progress, dynamic_ncols=True)
-
-    def commit(result: tuple[list[dict], list[str]]) -> None:
-        nonlocal total, next_commit
-        recs, skips = result
-        if total < target:
-            append_manifest(out, recs)
-            skipped.extend(skips)
-            seconds = sum(r["duration"] for r in recs)
-            bar.update(max(0, min(round(total + seconds), round(target)) - min(round(total), round(target))))
-            total += seconds
-        else:  # made in parallel beyond the target: not part of this corpus
-            _delete(out, recs)
-        next_commit += 1
-
-    if workers <= 1:
-        while total < target:
-            commit(make_shard(out, seed, fps, next_commit, shard_size))
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        pending: dict[Future, int] = {}
-        try:
-            while total < target or pending:
-                while total < target and len(pending) < workers + 1:
-                    pending[pool.submit(make_shard, out, seed, fps, next_submit, shard_size)] = next_submit
-                    next_submit += 1
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    buffered[pending.pop(fut)] = fut.result()
-                while next_commit in buffered:
-                    commit(buffered.pop(next_commit))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    bar.close()
+    with output_folder(out) as out:
+        skipped = _fill(out, hours * 3600.0, workers, seed, fps, shard_size, progress)
     summary = summarize(out) | {"skipped": len(skipped),
                                 "skip_reasons": dict(collections.Counter(s.split(":")[0] for s in skipped))}
     if progress:
@@ -279,3 +252,66 @@ def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = 
         print(f"  splits (h): {summary['split_hours']}  engines: {summary['engines']}")
         print(f"  emotions: {summary['emotions']}")
     return summary
+
+
+def _fill(out: Path, target: float, workers: int, seed: int, fps: float, shard_size: int,
+          progress: bool) -> list[str]:
+    """Make and commit clips until ``out``'s manifest holds ``target`` seconds; return the skip
+    reasons of this run."""
+    from tqdm import tqdm
+
+    records = _prepare(out, seed, fps, shard_size)
+    total = sum(r["duration"] for r in records)
+    shard, index = max(((r["shard"], r["index"] + 1) for r in records), default=(0, 0))
+    skipped: list[str] = []
+    bar = tqdm(total=round(target), initial=min(round(total), round(target)), unit="s", desc="synth audio",
+               disable=not progress, dynamic_ncols=True)
+
+    def next_job(expected: float) -> tuple[int, range]:
+        """The clips after the last job's: the rest of the shard, or fewer when ``expected``
+        seconds nearly reach the target (split between the workers)."""
+        nonlocal shard, index
+        if index >= shard_size:
+            shard, index = shard + 1, 0
+        needed = math.ceil((target - expected) / MEAN_CLIP_SECONDS / max(1, workers))
+        job = (shard, range(index, index + min(shard_size - index, max(1, needed))))
+        index = job[1].stop
+        return job
+
+    def commit(result: tuple[list[dict], list[str]]) -> None:
+        nonlocal total
+        recs, skips = result
+        kept = 0
+        while kept < len(recs) and total < target:
+            total += recs[kept]["duration"]
+            kept += 1
+        if kept:
+            append_manifest(out, recs[:kept])
+        _remove_files(out, [r[k] for r in recs[kept:] for k in ("audio", "motion")])
+        skipped.extend(skips)
+        bar.update(min(round(total), round(target)) - bar.n)
+
+    if workers <= 1:
+        while total < target:
+            commit(make_clips(out, seed, fps, *next_job(total)))
+    else:
+        with process_pool(workers) as pool:
+            pending: dict[Future, tuple[int, int]] = {}  # future -> (job number, clips)
+            buffered: dict[int, tuple[list[dict], list[str]]] = {}
+            submitted = committed = 0
+            while total < target or pending:
+                expected = total + sum(r["duration"] for recs, _ in buffered.values() for r in recs) \
+                    + MEAN_CLIP_SECONDS * sum(n for _, n in pending.values())
+                while expected < target and len(pending) < workers + 1:
+                    job = next_job(expected)
+                    pending[pool.submit(make_clips, out, seed, fps, *job)] = (submitted, len(job[1]))
+                    submitted += 1
+                    expected += MEAN_CLIP_SECONDS * len(job[1])
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    buffered[pending.pop(fut)[0]] = fut.result()
+                while committed in buffered:
+                    commit(buffered.pop(committed))
+                    committed += 1
+    bar.close()
+    return skipped
