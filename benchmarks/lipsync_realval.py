@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/lipsync_realval.py --realval ../shared/audio/realval
     .venv/bin/python benchmarks/lipsync_realval.py --model runs/train/model.pt --baseline
+    .venv/bin/python benchmarks/lipsync_realval.py --seeds 0,1,2 --ceiling
     .venv/bin/python benchmarks/lipsync_realval.py --detection --no-model
     .venv/bin/python benchmarks/lipsync_realval.py --ceiling
 
@@ -20,6 +21,7 @@ same phones, and phones against the truth. Alignments and decodings are cached (
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -117,7 +119,9 @@ def main(argv=None) -> int:
     p.add_argument("--realval", type=Path, default=Path("../shared/audio/realval"),
                    help="directory with transcripts.json and the recordings")
     p.add_argument("--example", type=Path, default=EXAMPLE_SPEECH, help="CMU ARCTIC a0009 wav")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (model and animator)")
+    p.add_argument("--seeds", help="comma-separated sampling seeds of the model: the figures of each and of "
+                                    "all pooled, the audio features computed once (default: --seed)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     p.add_argument("--w-audio", type=float, help="audio guidance scale (default: the model's)")
     p.add_argument("--fps", type=float, default=25.0,
@@ -145,14 +149,22 @@ def main(argv=None) -> int:
     if not args.no_model:
         animator = load_animator(args.model)
         fps = animator.fps
+        features = {}
 
-        def generate(path: Path):
-            return aperture_from_blendshapes(animator.generate(path, seed=args.seed, steps=args.steps,
-                                                               w_audio=args.w_audio).blendshapes)
+        def generate(path: Path, seed: int):
+            if path not in features:
+                features[path] = animator.audio_features(load_audio(path))
+            motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio)
+            return aperture_from_blendshapes(animator.to_animation(motion).blendshapes)
 
-        report = _report(f"model {args.model} (seed {args.seed}, steps {args.steps or 'default'}, "
-                f"w_audio {args.w_audio or 'default'})",
-                generate, realval, example, animator.fps, cache)
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+        reports = [_report(f"model {args.model} (seed {seed}, steps {args.steps or 'default'}, "
+                           f"w_audio {args.w_audio or 'default'})",
+                           functools.partial(generate, seed=seed), realval, example, animator.fps, cache)
+                   for seed in seeds]
+        report = LipSyncReport([i for r in reports for i in r.items], reports[0].skipped)
+        if len(seeds) > 1:
+            print(f"== model {args.model}, seeds {args.seeds} pooled\n{report.summary()}")
         if args.detection:
             _closure_by_detection(report, realval + [example], cache)
     if args.ceiling:
