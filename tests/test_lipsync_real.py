@@ -41,20 +41,41 @@ def test_viseme_baseline_fails_the_check(items, cache):
     assert not report.passes(), report.summary()
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason=f"no shipped model yet at {DEFAULT_MODEL}")
-@pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="the shipped model misses the real-speech targets (on this subset: closure "
-                          "0.72, ratio 2.71, shut open vowels 0.055); strict, so a model that meets "
-                          "them makes this marker fail and be removed")
-def test_default_model_lip_sync_on_real_speech(items, cache):
+@pytest.fixture(scope="module")
+def default_model_report(items, cache):
+    """The shipped model's lip sync on the subset (seed 0, default settings)."""
     from facemotion import Animator
 
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped model at {DEFAULT_MODEL}")
     animator = Animator.from_pretrained("default")
     report = evaluate_real_speech(
         lambda path: aperture_from_blendshapes(animator.generate(path, seed=0).blendshapes),
         items, animator.fps, cache)
     print(report.summary())
     assert report.num_bilabial >= 25 and not report.skipped
+    return report
+
+
+#: what the shipped model measures on this subset (seed 0): closure rate, open/bilabial ratio, shut
+#: open vowels; a new model may fall short of it by about two /p b m/, a tenth of the ratio,
+#: one open vowel in thirty
+SHIPPED_LEVEL = (0.781, 3.20, 0.091)
+
+
+def test_default_model_keeps_its_level(default_model_report):
+    report, (closure, ratio, shut) = default_model_report, SHIPPED_LEVEL
+    assert report.closure_rate >= closure - 0.07, report.summary()
+    assert report.open_bilabial_ratio >= ratio - 0.3, report.summary()
+    assert report.shut_open_vowel_rate <= shut + 0.035, report.summary()
+
+
+@pytest.mark.xfail(raises=AssertionError, strict=True,
+                   reason="the shipped model misses the real-speech targets (on this subset: closure "
+                          "0.78, ratio 3.20, shut open vowels 0.091); strict, so a "
+                          "model that meets them makes this marker fail and be removed")
+def test_default_model_meets_the_real_speech_targets(default_model_report):
+    report = default_model_report
     assert report.closure_rate >= 0.9, report.summary()
     assert report.open_bilabial_ratio >= 3.0, report.summary()
     assert report.shut_open_vowel_rate <= 0.05, report.summary()
