@@ -169,7 +169,7 @@ class HeadRenderer:
                        pose=_look_at(center + self.view_dir * dist, center))
         self.material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0))
         self.renderer = pyrender.OffscreenRenderer(size, size)
-        self._node = None
+        self._primitive = None
 
     def shade(self, vertices: np.ndarray) -> np.ndarray:
         """sRGB vertex colours ``[V, 4]`` float32 in [0, 1] of the posed mesh ``[V, 3]`` (metres)."""
@@ -183,12 +183,24 @@ class HeadRenderer:
         return rgba
 
     def render(self, vertices: np.ndarray) -> np.ndarray:
-        """Render one mesh ``[V, 3]`` (metres) → RGB image ``[size, size, 3]`` uint8."""
-        if self._node is not None:
-            self.scene.remove_node(self._node)
-        primitive = self._pyrender.Primitive(positions=vertices, indices=self.faces,
-                                             color_0=self.shade(vertices), material=self.material)
-        self._node = self.scene.add(self._pyrender.Mesh([primitive]))
+        """Render one mesh ``[V, 3]`` (metres) → RGB image ``[size, size, 3]`` uint8.
+
+        The mesh is uploaded once; later frames overwrite its vertex buffer in place (positions
+        and colours, interleaved as pyrender lays them out), so the triangle indices and the
+        vertex array object are not rebuilt for every frame.
+        """
+        colours = self.shade(vertices)
+        buffers = getattr(self._primitive, "_buffers", None)
+        if buffers:
+            from OpenGL import GL
+
+            data = np.ascontiguousarray(np.hstack([vertices, colours]), np.float32)
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buffers[0])
+            GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
+        else:
+            self._primitive = self._pyrender.Primitive(positions=vertices, indices=self.faces,
+                                                       color_0=colours, material=self.material)
+            self.scene.add(self._pyrender.Mesh([self._primitive]))
         color, _ = self.renderer.render(self.scene, flags=self._flags)
         return np.ascontiguousarray(color[..., :3])
 
