@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/install-system.sh package.json
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/facemotion generate examples/cmu_arctic_slt_a0009.wav -o out/demo
+	$(VENV)/bin/facemotion generate examples/cmu_arctic_slt_a0009.wav -o out/demo --overwrite
 
 test: setup
 	$(PY) -m pytest
