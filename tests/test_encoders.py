@@ -17,7 +17,7 @@ from facemotion.audio.io import SAMPLE_RATE, load_audio
 from facemotion.audio.phones import PHONE_INDEX
 from facemotion.errors import AudioError, FacemotionError
 
-WAV = Path("/work/shared/audio/cmu_arctic_slt_a0009.wav")
+WAV = Path(__file__).resolve().parents[1] / "examples" / "cmu_arctic_slt_a0009.wav"
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,12 @@ from facemotion.audio.phones import (
 )
 from facemotion.errors import AudioError
 
-AUDIO = Path("/work/shared/audio")
-WAV = AUDIO / "cmu_arctic_slt_a0009.wav"
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT.parent / "shared" / "audio"
+WAV = ROOT / "examples" / "cmu_arctic_slt_a0009.wav"
 TEXT = "He turned sharply, and faced Gregson across the table."
-pytestmark = pytest.mark.skipif(not WAV.exists(), reason="shared test audio missing")
+pytestmark = pytest.mark.skipif(not (AUDIO / "cmu_arctic_slt_a0009_phone.lab").exists(),
+                                reason=f"shared test audio missing at {AUDIO}")
 
 
 def _reference():
