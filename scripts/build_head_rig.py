@@ -106,6 +106,7 @@ def rotation(axis: str, angle: float) -> np.ndarray:
 
 
 def smoothstep(t):
+    """Hermite ramp ``3t² − 2t³`` of ``t`` clipped to [0, 1] (array in, array out)."""
     t = np.clip(t, 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
@@ -138,9 +139,8 @@ def build(ict_dir: Path) -> dict[str, np.ndarray]:
     np.maximum.at(top, card[lash], ict["neutral"][lash, 1])
     keep[lash[top[card[lash]] < LOWER_LASH_TOP_CM]] = False
     new_index = np.cumsum(keep) - 1
-    part = {k: np.flatnonzero(np.isin(np.arange(len(keep)), np.arange(a, b)) & keep)
+    part = {k: new_index[np.arange(a, b)[keep[a:b]]].astype(np.int32)   # kept vertices, new indices
             for k, (a, b) in PARTS.items() if k != "overlays"}
-    part = {k: new_index[ix].astype(np.int32) for k, ix in part.items()}
 
     v = ict["neutral"].astype(np.float64)[keep] * 0.01
     tris = triangles(ict["faces"])
@@ -274,7 +274,8 @@ def build(ict_dir: Path) -> dict[str, np.ndarray]:
     eye_y = eye_centers[0, 1]
     regions["upper_face"] = np.union1d(front[v[front, 1] > eye_y - 0.022], regions["eyes"])
 
-    # neck pivot: on the midline at the level of the lip corners, 2 cm in front of the ears' plane
+    # neck pivot: on the midline 2 cm below the lip corners, 3 cm behind the ends of the jaw
+    # line (Multi-PIE 0 and 16)
     ears_z = v[lm_ids[[0, 16]], 2].mean()
     neck_pivot = np.array([0.0, v[lm["lip_corner_left"], 1] - 0.02, ears_z - 0.03])
 
