@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import convolve1d
 from torch import nn
 
 from facemotion.audio.io import SAMPLE_RATE
@@ -90,6 +91,12 @@ class AudioEncoder(nn.Module):
     def config(self) -> dict[str, Any]:
         """Settings that ``build_audio_encoder`` turns back into the same encoder (JSON-serialisable)."""
         raise NotImplementedError
+
+    def is_trainable(self) -> bool:
+        """True when training fine-tunes this encoder, so it must run inside the training step on
+        raw audio windows; False for frozen or parameter-free encoders, whose features are
+        computed once and cached (``data.features``). From the settings, not ``requires_grad``."""
+        return False
 
     def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
         """Encode a batch of waveforms ``[B, N]`` (16 kHz) into ``[B, num_frames, dim]`` at ``fps``."""
@@ -211,8 +218,8 @@ class PhoneticEncoder(NumpyEncoder):
         if width > 1:
             kernel = np.hanning(width + 2)[1:-1]
             kernel /= kernel.sum()
-            padded = np.pad(frames, ((width // 2, width - 1 - width // 2), (0, 0)), mode="edge")
-            frames = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(self.dim)], axis=1)
+            # edge-padded 'same' convolution along time; an even kernel is centred one frame early
+            frames = convolve1d(frames.astype(np.float64), kernel, axis=0, mode="nearest", origin=width % 2 - 1)
         return frame_average(frames, rate, num_frames, fps)
 
 
@@ -274,6 +281,10 @@ class TransformersEncoder(AudioEncoder):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "model_dir": self.model_dir, "trainable": self.trainable}
+
+    def is_trainable(self) -> bool:
+        """``trainable``: the transformer is fine-tuned (the CNN feature encoder stays frozen)."""
+        return self.trainable
 
     def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
         wave = wave.float()
@@ -355,6 +366,10 @@ class ConcatEncoder(AudioEncoder):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "encoders": [e.config() for e in self.encoders]}
+
+    def is_trainable(self) -> bool:
+        """True when any joined encoder is trainable (then the whole concat runs in the training step)."""
+        return any(e.is_trainable() for e in self.encoders)
 
     def forward(self, wave: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
         return torch.cat([e(wave, num_frames, fps) for e in self.encoders], dim=-1)
