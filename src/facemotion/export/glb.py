@@ -78,7 +78,7 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
     Morph weights are ``anim.blendshapes [T,52]``; the head rotation ``[T,3]`` radians becomes
     the pivot node's quaternion track. Keyframe times are ``i / fps`` seconds.
     """
-    from facemotion.animation import head_quaternions
+    from facemotion.face.rotation import head_quaternions
 
     rig = rig or anim.head()
     gltf = gl.GLTF2(asset=gl.Asset(generator="facemotion", version="2.0"))

@@ -34,7 +34,7 @@ def write_usd(anim, path: str | Path, rig=None) -> Path:
     """
     from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
 
-    from facemotion.animation import head_quaternions
+    from facemotion.face.rotation import head_quaternions
 
     path = Path(path)
     if path.suffix not in (".usd", ".usda", ".usdc"):
