@@ -30,7 +30,7 @@ def main(argv=None) -> Path:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "head.png")
     ap.add_argument("--size", type=int, default=384, help="pixels per still (square)")
     args = ap.parse_args(argv)
-    anim = Animator.from_pretrained("default").generate(EXAMPLE_SPEECH, seed=0)
+    anim = Animator.from_pretrained("default").generate(EXAMPLE_SPEECH, seed=0)[0]
     mid_word = int(np.argmax(aperture_from_blendshapes(anim.blendshapes)))
     stills = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,15 +29,24 @@ class TinySpace:
         self.deltas = torch.randn(4, 12, 3, generator=g) * 0.01
         self.deltas[0, 1] = torch.tensor([0.0, -0.02, 0.0])  # weight "a" opens the mouth
 
-    def join(self, blendshapes, head_rotation):
-        return np.concatenate([blendshapes[:, :4], head_rotation], axis=1)
+    def from_arrays(self, arrays):
+        return np.concatenate([arrays["blendshapes"][:, :4], arrays["head_rotation"]], axis=1).astype(np.float32)
 
-    def expression_vertices(self, x, indices=None):
+    def to_arrays(self, x):
+        x = np.asarray(x, np.float32)
+        bs = np.zeros((len(x), 52), np.float32)
+        bs[:, :4] = x[:, :4]
+        return {"blendshapes": bs, "head_rotation": x[:, 4:7]}
+
+    def settings(self):
+        return {}
+
+    def expression_vertices(self, x, indices=None, shape=None):
         v = self.neutral.to(x) + torch.einsum("...k,kvc->...vc", x[..., :4], self.deltas.to(x))
         return v if indices is None else v[..., indices, :]
 
-    def decode(self, x):
-        return self.expression_vertices(x)  # head pose ignored by the stand-in
+    def decode(self, x, shape=None):
+        return self.expression_vertices(x), self.head_pose(x)  # head pose not applied by the stand-in
 
     def head_pose(self, x):
         return x[..., 4:7]

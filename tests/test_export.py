@@ -11,7 +11,7 @@ import pytest
 
 from facemotion.animation import Animation, head_quaternions
 from facemotion.errors import DataError
-from facemotion.export import export_file
+from facemotion.api import export_file
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from facemotion.face.rig import load_head_rig
 
@@ -30,7 +30,7 @@ def scripted_animation(seconds: float = 2.0, fps: float = 25.0) -> Animation:
     head = np.stack([0.08 * np.sin(2 * np.pi * t / seconds),      # pitch: a nod
                      0.35 * np.sin(np.pi * t / seconds),          # yaw: turn left and back
                      0.05 * np.sin(4 * np.pi * t / seconds)], 1)  # roll
-    return Animation(bs, head, fps, audio=SPEECH, seed=7)
+    return Animation.from_blendshapes(bs, head, fps, audio=SPEECH, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,6 @@ def test_load_rejects_malformed_files(tmp_path, content, problem):
 
 
 def test_arkit_csv_layout_and_round_trip(anim, tmp_path):
-    from facemotion.export.arkit_csv import read_arkit_csv
-
     path = anim.save(tmp_path, formats=["csv"])["csv"]
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
@@ -106,13 +104,13 @@ def test_arkit_csv_layout_and_round_trip(anim, tmp_path):
     row26 = lines[1 + 26].split(",")
     assert row26[:2] == ["00:00:01:01.000", "61"] and len(row26) == 63
     assert float(row26[54]) == pytest.approx(anim.head_rotation[26, 1], abs=1e-6)  # HeadYaw
-    back = read_arkit_csv(path)
+    back = Animation.from_arkit_csv(path)
     assert back.fps == 25.0
     np.testing.assert_allclose(back.blendshapes, anim.blendshapes, atol=1e-6)
     np.testing.assert_allclose(back.head_rotation, anim.head_rotation, atol=1e-6)
     (tmp_path / "bad.csv").write_text("Timecode,Foo\n00:00:00:00.000,1\n")
     with pytest.raises(DataError, match="bad.csv: not a Live Link Face CSV"):
-        read_arkit_csv(tmp_path / "bad.csv")
+        Animation.from_arkit_csv(tmp_path / "bad.csv")
 
 
 def _accessor(gltf, index: int) -> np.ndarray:
@@ -230,7 +228,7 @@ def test_usd_round_trip_with_skinning(anim, rig, tmp_path):
 def test_mesh_sequence_round_trip(anim, rig, tmp_path, fmt):
     from facemotion.export.meshseq import read_mesh_sequence
 
-    short = Animation(anim.blendshapes[:6], anim.head_rotation[:6], anim.fps)
+    short = Animation.from_blendshapes(anim.blendshapes[:6], anim.head_rotation[:6], anim.fps)
     directory = short.save(tmp_path, formats=[fmt])[fmt]
     assert directory == tmp_path / f"animation_{fmt}"
     assert sorted(p.name for p in directory.iterdir())[:2] == [f"frame_00000.{fmt}",
@@ -249,7 +247,7 @@ def test_identity_travels_into_every_mesh_export(anim, rig, tmp_path):
     from facemotion.export.meshseq import read_mesh_sequence
 
     beta = rig.identity_coefficients(3)
-    face = Animation(anim.blendshapes[:4], anim.head_rotation[:4], anim.fps, identity=beta)
+    face = Animation.from_blendshapes(anim.blendshapes[:4], anim.head_rotation[:4], anim.fps, identity=beta)
     shaped = rig.with_identity(beta).neutral
     assert np.abs(shaped - rig.neutral).max() > 0.002
     paths = face.save(tmp_path, formats=["npz", "glb", "usd", "obj"])

@@ -50,7 +50,7 @@ def default_model_report(items, cache):
         pytest.skip(f"no shipped model at {DEFAULT_MODEL}")
     animator = Animator.from_pretrained("default")
     report = evaluate_real_speech(
-        lambda path: aperture_from_blendshapes(animator.generate(path, seed=0).blendshapes),
+        lambda path: aperture_from_blendshapes(animator.generate(path, seed=0)[0].blendshapes),
         items, animator.fps, cache)
     print(report.summary())
     assert report.num_bilabial >= 25 and not report.skipped

@@ -37,7 +37,7 @@ def test_stills_of_neutral_and_open_smiling_mouth():
     smile[0, ARKIT_INDEX["mouthSmileLeft"]] = smile[0, ARKIT_INDEX["mouthSmileRight"]] = 0.5
     images = {}
     for name, bs in (("neutral", np.zeros((1, 52), np.float32)), ("jaw_open_smile", smile)):
-        anim = Animation(bs, np.zeros((1, 3)), 25.0)
+        anim = Animation.from_blendshapes(bs, np.zeros((1, 3)), 25.0)
         for yaw in (0, 30):
             path = render_still(anim, ARTIFACTS / f"{name}_yaw{yaw}.png", yaw_deg=yaw, size=256)
             images[name, yaw] = np.asarray(Image.open(path).convert("RGB"), np.float32)
@@ -62,7 +62,7 @@ def test_open_mouth_shows_teeth_and_the_eyes_have_irises(tmp_path):
         talk[0, ARKIT_INDEX[name]] = w
     counts = {}
     for name, bs in (("neutral", np.zeros((1, 52), np.float32)), ("talk", talk)):
-        path = render_still(Animation(bs, np.zeros((1, 3)), 25.0), tmp_path / f"{name}.png", size=256)
+        path = render_still(Animation.from_blendshapes(bs, np.zeros((1, 3)), 25.0), tmp_path / f"{name}.png", size=256)
         im = np.asarray(Image.open(path).convert("RGB")).astype(int)
         r, g, b = im[..., 0], im[..., 1], im[..., 2]
         face = np.abs(im - im[0, 0]).sum(axis=2) > 30               # not the background
@@ -104,7 +104,7 @@ def test_cli_render_scripted_video_with_trimmed_audio(tmp_path):
 
 
 def test_short_audio_is_padded_and_bad_audio_rejected(tmp_path):
-    anim = Animation(np.zeros((20, 52)), np.zeros((20, 3)), 30.0)   # 0.667 s
+    anim = Animation.from_blendshapes(np.zeros((20, 52)), np.zeros((20, 3)), 30.0)   # 0.667 s
     wave, rate = sf.read(SPEECH)
     short = tmp_path / "short.wav"
     sf.write(short, wave[: rate // 4], rate)                         # 0.25 s

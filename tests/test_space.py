@@ -50,9 +50,9 @@ def test_decode_matches_numpy_and_is_differentiable(space):
     x = torch.rand(2, 3, 55, generator=g)
     x[..., 52:] = (x[..., 52:] - 0.5) * 0.6
     x.requires_grad_(True)
-    v = space.decode(x)
-    assert v.shape == (2, 3, space.num_vertices, 3)
-    ref = space.vertices_np(x[1].detach().numpy()[:, :52], x[1].detach().numpy()[:, 52:])
+    v, pose = space.decode(x)
+    assert v.shape == (2, 3, space.num_vertices, 3) and pose.shape == (2, 3, 3)
+    ref = space.vertices_np(x[1].detach().numpy())
     np.testing.assert_allclose(v[1].detach().numpy(), ref, atol=2e-5)
     space.lip_aperture(v).sum().backward()
     assert x.grad[..., ARKIT_INDEX["jawOpen"]].abs().min() > 0
@@ -64,8 +64,9 @@ def test_head_rotation_is_about_the_pivot(space):
     x[0, 1, ARKIT_INDEX["jawOpen"]] = 1.0
     x_rot = x.clone()
     x_rot[..., 52:] = torch.tensor([0.3, -0.5, 0.2])
-    expr, posed = space.expression_vertices(x_rot), space.decode(x_rot)
-    torch.testing.assert_close(expr, space.decode(x))
+    expr, (posed, pose) = space.expression_vertices(x_rot), space.decode(x_rot)
+    torch.testing.assert_close(expr, space.decode(x)[0])
+    torch.testing.assert_close(pose, x_rot[..., 52:])
     p = space.neck_pivot
     torch.testing.assert_close((posed - p).norm(dim=-1), (expr - p).norm(dim=-1), atol=1e-6, rtol=0)
     assert (posed - expr).norm(dim=-1).max() > 0.02

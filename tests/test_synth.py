@@ -47,7 +47,7 @@ def _lip_aperture_mm(blendshapes, head):
     from facemotion.face.space import BlendshapeSpace
 
     space = BlendshapeSpace()
-    verts = space.vertices_np(blendshapes, np.zeros_like(head))
+    verts = space.rig.vertices(blendshapes, np.zeros_like(head))
     import torch
 
     return space.lip_aperture(torch.from_numpy(np.asarray(verts))).numpy() * 1000.0
@@ -208,7 +208,7 @@ def test_render_one_generated_clip(tmp_path):
     rec = corpus.make_clip(tmp_path, seed=0, fps=25.0, shard=0, index=1)  # a 3.2 s "happy" clip
     assert isinstance(rec, dict)
     m = load_motion(tmp_path, rec)
-    anim = Animation(blendshapes=m["blendshapes"], head_rotation=m["head_rotation"], fps=25.0,
+    anim = Animation.from_blendshapes(m["blendshapes"], m["head_rotation"], fps=25.0,
                      audio=tmp_path / rec["audio"], seed=0)
     paths = anim.save(tmp_path / "video", formats=["mp4"], size=384)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ ASR_MODEL_HELP = ("local CTranslate2 Whisper directory (any faster-whisper model
 
 
 def _export(args) -> int:
-    from facemotion.export import export_file
+    from facemotion.api import export_file
 
     out = export_file(args.input, to=args.to, output=args.output, audio=args.audio,
                       with_vertices=args.with_vertices, size=args.size, overwrite=args.overwrite)
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'default' (shipped model) or a checkpoint path (.pt)")
     g.add_argument("--style", type=Path, help="style vector (.npz from `facemotion style`)")
     g.add_argument("--style-clip", type=Path,
-                   help="reference motion (.npz with blendshapes/head_rotation) to take the style from")
+                   help="reference motion (.npz in the model's face space, e.g. blendshapes/head_rotation) to take the style from")
     g.add_argument("--seed", type=int, help="random seed (default: drawn and printed)")
     g.add_argument("--identity", metavar="SEED|FILE.npy",
                    help="face shape: an integer draws identity coefficients ~ N(0, 1) with that seed, "
@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     g.add_argument("--w-audio", type=float, help="audio guidance scale w_a (DiffPoseTalk eq. 10)")
     g.add_argument("--w-style", type=float, help="style guidance scale w_s (DiffPoseTalk eq. 10)")
-    g.add_argument("--formats", default="npz,glb,csv,usd,mp4",
-                   help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS))
+    g.add_argument("--formats", default=None,
+                   help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS)
+                   + " (default: npz,glb,csv,usd,mp4; npz,mp4 for a model whose face space has no blendshapes)")
     g.add_argument("--with-vertices", action="store_true",
                    help="also store vertices, faces and landmarks in the .npz")
     g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     st = sub.add_parser("style", help="extract a speaking-style vector from a reference clip")
-    st.add_argument("clip", type=Path, help="reference motion .npz (blendshapes, head_rotation)")
+    st.add_argument("clip", type=Path, help="reference motion .npz in the model's face space (e.g. blendshapes, head_rotation)")
     st.add_argument("-o", "--output", type=Path, required=True, help="style .npz to write")
     st.add_argument("--model", default="default", help="'default' or a checkpoint path")
     st.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

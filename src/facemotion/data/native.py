@@ -4,8 +4,11 @@ Each manifest line is a JSON object with keys ``id``, ``speaker``, ``split``
 (``train``/``val``/``test``), ``fps``, ``audio`` and ``motion`` (paths relative to the
 dataset directory), ``duration`` (seconds), ``text`` and labels (``emotion``,
 ``intensity``, ``prompt``, ...).  A motion ``.npz`` has the layout of the exported
-``.npz``: ``blendshapes [T, 52]`` (ARKit order), ``blendshape_names [52]``,
-``head_rotation [T, 3]`` (radians, pitch/yaw/roll) and ``fps``.
+``.npz`` of its face space (``FaceSpace.to_arrays``): for the blendshape space
+``blendshapes [T, 52]`` (ARKit order), ``blendshape_names [52]``, ``head_rotation [T, 3]``
+(radians, pitch/yaw/roll) and ``fps``; for a vertex space ``vertices [T, V, 3]`` metres
+(or ``displacements``), optionally ``template [V, 3]``, ``faces`` and ``head_rotation``.
+A space turns a clip's arrays into motion vectors with ``space.from_arrays``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Iterable
 import numpy as np
 
 from facemotion.errors import DataError
-from facemotion.face.arkit import ARKIT_BLENDSHAPES
 
 MANIFEST = "manifest.jsonl"
 REQUIRED_KEYS = ("id", "speaker", "split", "fps", "audio", "motion", "duration")
@@ -85,13 +87,16 @@ def append_manifest(root: str | os.PathLike, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def load_motion(root: str | os.PathLike, record: dict) -> dict[str, np.ndarray]:
+def load_motion(root: str | os.PathLike, record: dict, space=None) -> dict[str, np.ndarray]:
     """Load the motion arrays of one manifest ``record`` as a dict of numpy arrays.
 
-    Returns at least ``blendshapes [T, 52]`` and ``head_rotation [T, 3]`` (T >= 1, the same T).
+    The arrays are checked: with a face ``space``, by ``space.from_arrays`` (the clip must be
+    in that space's layout); without one, by the layout they show (``blendshapes [T, 52]`` +
+    ``head_rotation [T, 3]``, or ``vertices``/``displacements [T, V, 3]``, see
+    :func:`motion_frames`).
 
     Raises:
-        DataError: the ``.npz`` is missing, unreadable, or lacks those arrays in those shapes
+        DataError: the ``.npz`` is missing or unreadable, or its arrays do not fit the layout
             (the message names the file).
     """
     path = Path(root) / record["motion"]
@@ -102,13 +107,47 @@ def load_motion(root: str | os.PathLike, record: dict) -> dict[str, np.ndarray]:
             data = {k: z[k] for k in z.files}
     except Exception as exc:  # zipfile, zlib, pickle and format errors all mean "not a valid npz"
         raise DataError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
-    for k, width in (("blendshapes", len(ARKIT_BLENDSHAPES)), ("head_rotation", 3)):
-        if k not in data:
-            raise DataError(f"{path}: no '{k}' array")
-        shape = data[k].shape
-        if len(shape) != 2 or shape[1] != width or shape[0] < 1:
-            raise DataError(f"{path}: '{k}' has shape {shape}, expected [T, {width}]")
-    if len(data["head_rotation"]) != len(data["blendshapes"]):
-        raise DataError(f"{path}: {len(data['blendshapes'])} frames of blendshapes but "
-                        f"{len(data['head_rotation'])} of head_rotation")
+    try:
+        if space is not None:
+            space.from_arrays(data)
+        else:
+            motion_frames(data)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{path}: {exc}") from None
     return data
+
+
+def motion_frames(data: dict[str, np.ndarray]) -> int:
+    """Number of frames T of a clip's motion arrays, whatever its face space.
+
+    Layouts: ``blendshapes [T, 52]`` with ``head_rotation [T, 3]``; or ``vertices`` /
+    ``displacements [T, V, 3]`` (with ``head_rotation [T, 3]`` if present).
+
+    Raises:
+        ValueError: neither layout, wrong shapes, fewer than one frame, or frame counts that differ.
+    """
+    if "blendshapes" in data:
+        main, width = "blendshapes", (52,)
+    elif "vertices" in data or "displacements" in data:
+        main = "vertices" if "vertices" in data else "displacements"
+        width = tuple(np.shape(data[main])[1:]) if np.ndim(data[main]) == 3 and np.shape(data[main])[2] == 3 else None
+        if width is None:
+            raise ValueError(f"'{main}' has shape {np.shape(data[main])}, expected [T, V, 3]")
+    else:
+        raise ValueError(f"no motion arrays: expected 'blendshapes' + 'head_rotation' or 'vertices' "
+                         f"(found {sorted(data)})")
+    arrays = {main: width}
+    if main == "blendshapes" or "head_rotation" in data:
+        arrays["head_rotation"] = (3,)
+    frames = None
+    for k, w in arrays.items():
+        if k not in data:
+            raise ValueError(f"no '{k}' array")
+        shape = np.shape(data[k])
+        if len(shape) != 1 + len(w) or tuple(shape[1:]) != w or shape[0] < 1:
+            want = ", ".join(["T"] + [str(n) for n in w])
+            raise ValueError(f"'{k}' has shape {shape}, expected [{want}]")
+        if frames is not None and shape[0] != frames:
+            raise ValueError(f"{frames} frames of {main} but {shape[0]} of {k}")
+        frames = shape[0]
+    return int(frames)

@@ -11,7 +11,9 @@ obj/ply  ``NAME_obj/`` ...   :mod:`.meshseq` (a directory with one mesh per fram
 mp4      ``NAME.mp4``        :mod:`facemotion.render.video` (H.264 + AAC speech)
 =======  ==================  ====================================================================
 
-Every writer is atomic (:func:`.atomic.atomic_path`).
+npz, obj, ply and mp4 take any face space (through its vertices and mesh); glb, usd and csv
+need blendshapes (:data:`BLENDSHAPE_FORMATS`) and refuse other spaces with one clear error
+(:func:`check_format`). Every writer is atomic (:func:`.atomic.atomic_path`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ from facemotion.errors import DataError
 #: format -> file suffix ("" for the mesh-sequence directories)
 FORMATS: dict[str, str] = {"npz": ".npz", "glb": ".glb", "usd": ".usd", "csv": ".csv",
                            "obj": "", "ply": "", "mp4": ".mp4"}
+
+#: formats written from ARKit blendshape weights (the others work for any face space)
+BLENDSHAPE_FORMATS = ("glb", "usd", "csv")
+
+
+def check_format(anim, fmt: str) -> None:
+    """Raise unless format ``fmt`` can express ``anim`` (an
+    :class:`~facemotion.animation.Animation`): glb, usd and csv need blendshapes.
+
+    Raises:
+        DataError: ``"format X cannot express a <Space> animation; use npz, obj, ply or mp4"``,
+            or an unknown format.
+    """
+    if fmt not in FORMATS:
+        raise DataError(f"unknown export format {fmt!r}; choose from {list(FORMATS)}")
+    if fmt in BLENDSHAPE_FORMATS and not anim.provides("blendshapes"):
+        usable = [f for f in FORMATS if f not in BLENDSHAPE_FORMATS]
+        raise DataError(f"format {fmt} cannot express a {anim.space_name} animation; "
+                        f"use {', '.join(usable[:-1])} or {usable[-1]}")
 
 
 def default_output(input: str | Path, fmt: str) -> Path:
@@ -57,14 +78,17 @@ def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: i
     Args:
         with_vertices: npz only: also store ``vertices [T,V,3]``, ``faces``, ``landmarks``.
         size: mp4 only: frame width and height in pixels.
-        rig: the head rig (default: :func:`facemotion.face.rig.load_head_rig`).
+        rig: blendshape space only: the head rig (default: the animation's,
+            :meth:`~facemotion.animation.Animation.head`).
 
     Returns:
         ``path`` as a Path.
 
     Raises:
-        DataError: unknown ``fmt``. AudioError: mp4 whose ``anim.audio`` cannot be read.
+        DataError: unknown ``fmt``, or one that cannot express the animation's space
+            (:func:`check_format`). AudioError: mp4 whose ``anim.audio`` cannot be read.
     """
+    check_format(anim, fmt)
     path = Path(path)
     if fmt == "npz":
         from facemotion.export.npz import write_npz
@@ -85,43 +109,3 @@ def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: i
         from facemotion.render.video import render_video
         return render_video(anim, path, size=size, rig=rig)
     raise DataError(f"unknown export format {fmt!r}; choose from {list(FORMATS)}")
-
-
-def export_file(input: str | Path, to: str, output: str | Path | None = None,
-                audio: str | Path | None = None, with_vertices: bool = False,
-                size: int = 512, overwrite: bool = False) -> Path:
-    """Convert an animation ``.npz`` to format ``to`` (the ``facemotion export`` command).
-
-    The output is checked first (:func:`.outputs.check_output`) and its folder held for the run
-    (:func:`.outputs.output_folder`), before the input is read.
-
-    Args:
-        input: animation ``.npz`` (see :meth:`facemotion.animation.Animation.load`).
-        to: one of :data:`FORMATS`.
-        output: output path (default: :func:`default_output`).
-        audio: speech to mux into an mp4 (default: the audio recorded in the ``.npz``, if any).
-        with_vertices: npz: also store vertices, faces and landmarks.
-        size: mp4 frame size in pixels.
-        overwrite: replace an existing output instead of refusing.
-
-    Returns:
-        The path written.
-
-    Raises:
-        DataError: ``input`` is missing or malformed, or ``to`` is unknown.
-        AudioError: the speech file cannot be read.
-        OutputError: the output cannot be written there, exists (without ``overwrite``), or
-            another run is writing into its folder.
-    """
-    from facemotion.animation import Animation
-    from facemotion.export.outputs import check_output, output_folder
-
-    if to not in FORMATS:
-        raise DataError(f"unknown export format {to!r}; choose from {list(FORMATS)}")
-    output = Path(output) if output is not None else default_output(input, to)
-    with output_folder(output.parent):
-        check_output(output, directory=not FORMATS[to], overwrite=overwrite)
-        anim = Animation.load(input)
-        if audio is not None:
-            anim.audio = Path(audio)
-        return write(anim, to, output, with_vertices=with_vertices, size=size)

@@ -61,18 +61,20 @@ def write_arkit_csv(anim, path: str | Path) -> Path:
 
 
 def read_arkit_csv(path: str | Path, fps: float | None = None):
-    """Read a Live Link Face CSV into an :class:`~facemotion.animation.Animation`.
+    """Read a Live Link Face CSV (:meth:`facemotion.animation.Animation.from_arkit_csv` makes
+    an animation of it).
 
     Columns are found by name (any order; the first letter's case is ignored). Missing head
     columns read as 0. ``fps`` defaults to the frame rate implied by the timecodes
     (largest ``FF`` + 1, so a clip shorter than one second needs ``fps`` given).
 
+    Returns:
+        ``(blendshapes [T, 52] float32 in ARKit order, head_rotation [T, 3] float32 radians
+        (pitch, yaw, roll), fps)``.
     Raises:
         DataError: the file is missing, lacks a blendshape column or has a malformed row; the
             message names the file.
     """
-    from facemotion.animation import Animation
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file")
@@ -99,4 +101,4 @@ def read_arkit_csv(path: str | Path, fps: float | None = None):
         raise DataError(f"{path}: malformed row ({exc})") from exc
     if len(times) > 1 and np.any(np.diff(times) <= 0):
         raise DataError(f"{path}: timecodes are not increasing")
-    return Animation(bs, head, fps)
+    return bs, head, float(fps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import trimesh
 
 from facemotion.export.atomic import atomic_path
@@ -12,15 +13,16 @@ from facemotion.export.atomic import atomic_path
 def write_mesh_sequence(anim, directory: str | Path, fmt: str = "obj", rig=None) -> Path:
     """Write one mesh per frame of ``anim`` into ``directory`` as ``frame_{i:05d}.{fmt}``.
 
-    Vertices are metres (``anim.vertices(rig)``, head rotation applied; ``rig`` defaults to
-    ``anim.head()``); ``fmt`` is ``"obj"`` or ``"ply"`` (binary). The directory is replaced as a
-    whole, atomically.
+    Works for any face space: vertices are metres (:meth:`~facemotion.animation.Animation.iter_vertices`,
+    head rotation applied) on the faces of ``anim.mesh()`` (``rig``: blendshape space only, a
+    head rig to decode on instead); ``fmt`` is ``"obj"`` or ``"ply"`` (binary). The directory is
+    replaced as a whole, atomically.
     """
-    rig = rig or anim.head()
+    faces = np.asarray((rig or anim.mesh()).faces)
     directory = Path(directory)
     with atomic_path(directory, directory=True) as tmp:
-        for i, verts in enumerate(anim.vertices(rig)):
-            mesh = trimesh.Trimesh(verts, rig.faces, process=False)
+        for i, verts in enumerate(anim.iter_vertices(rig)):
+            mesh = trimesh.Trimesh(verts, faces, process=False)
             mesh.export(tmp / f"frame_{i:05d}.{fmt}")
     return directory
 

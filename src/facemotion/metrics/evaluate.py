@@ -129,8 +129,8 @@ def _clip_inputs(recipe, root: Path, rec: dict, features_dirs: list[Path]) -> tu
     motion_path = root / rec["motion"]
     if abs(float(rec["fps"]) - recipe.fps) > 1e-6:
         raise DataError(f"{motion_path}: clip is at {rec['fps']} fps, the model at {recipe.fps:g} fps")
-    gt = motion_vectors(recipe.space, load_motion(root, rec))
-    if all((d / f"{rec['id']}.npy").is_file() for d in features_dirs):
+    gt = motion_vectors(recipe.space, load_motion(root, rec), str(motion_path))
+    if features_dirs and all((d / f"{rec['id']}.npy").is_file() for d in features_dirs):
         feats = torch.from_numpy(load_features(features_dirs, rec))
     else:
         feats = recipe.audio_features(load_audio(root / rec["audio"], level_warnings=False))
@@ -182,7 +182,9 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
     if not records:
         splits = sorted({r["split"] for r in read_manifest(root)})
         raise DataError(f"{root / 'manifest.jsonl'}: no clips in split {split!r} (splits: {splits})")
-    features_dirs = feature_dirs(root, recipe.audio_encoder.config(), recipe.fps)
+    # a fine-tuned encoder's features are never cached (the cache key is its settings, not its weights)
+    features_dirs = [] if recipe.audio_encoder.is_trainable() else feature_dirs(root, recipe.audio_encoder.config(),
+                                                                                 recipe.fps)
     clips = []
     for rec in track(records, description=f"eval {split}", disable=not progress, transient=True):
         feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
@@ -213,7 +215,7 @@ def _json_safe(x):
 
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """Write ``report`` as JSON (NaN → null), atomically. Returns the path."""
-    from facemotion.export.atomic import atomic_path
+    from facemotion.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

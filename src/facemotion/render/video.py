@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facemotion.errors import AudioError
-from facemotion.export.atomic import atomic_path
+from facemotion.atomic import atomic_path
 
 #: linear RGBA of the background, and of the skin
 BACKGROUND_RGBA = (0.86, 0.88, 0.91, 1.0)
@@ -111,6 +111,8 @@ def part_albedo(rig) -> np.ndarray:
     for region, rgb in REGION_COLOURS.items():
         albedo[rig.regions.get(region, []), :] = rgb
     neutral = np.asarray(rig.neutral, np.float64)
+    if "upper_lip_mid" not in rig.landmarks or "lower_lip_mid" not in rig.landmarks:
+        return albedo
     lips = neutral[[rig.landmarks["upper_lip_mid"], rig.landmarks["lower_lip_mid"]]].mean(0)
     for part in MOUTH_PARTS:
         ix = rig.regions.get(part, np.zeros(0, int))
@@ -134,7 +136,10 @@ class HeadRenderer:
     Use as a context manager (or call :meth:`close`) to free the OpenGL context.
 
     Args:
-        rig: a :class:`facemotion.face.rig.HeadRig` (``neutral [V,3]`` metres, ``faces [F,3]``).
+        rig: a :class:`facemotion.face.rig.HeadRig` or any mesh with its attributes
+            (:class:`facemotion.face.space.FaceMesh`: ``neutral [V,3]`` metres, ``faces [F,3]``,
+            ``regions``, ``landmarks``; without a ``skin`` region and ``chin`` landmark the
+            whole mesh is framed).
         size: image width and height in pixels.
         yaw_deg: camera azimuth in degrees (0 = front view).
     """
@@ -149,8 +154,9 @@ class HeadRenderer:
         self._incidence = face_incidence(self.faces, len(rig.neutral))
         self.albedo = part_albedo(rig)
         neutral = np.asarray(rig.neutral, np.float64)
-        framed = neutral[rig.regions["skin"]]
-        framed = framed[framed[:, 1] > neutral[rig.landmarks["chin"], 1] - FRAME_BELOW_CHIN]
+        framed = neutral[rig.regions["skin"]] if "skin" in rig.regions else neutral
+        if "chin" in rig.landmarks:
+            framed = framed[framed[:, 1] > neutral[rig.landmarks["chin"], 1] - FRAME_BELOW_CHIN]
         lo, hi = framed.min(axis=0), framed.max(axis=0)
         center, extent = (lo + hi) / 2, hi - lo
         yaw = math.radians(yaw_deg)
@@ -260,7 +266,9 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
 
     Args:
         size: frame width and height in pixels (rounded up to even, as yuv420p requires).
-        rig: head rig (default: ``anim.head()``, the built-in head with the animation's identity).
+        rig: blendshape space only: a head rig to decode on (default: the animation's own mesh,
+            ``anim.mesh()``: the built-in head with its identity, or a vertex space's template
+            and faces).
 
     Returns:
         ``path``.
@@ -273,7 +281,7 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
 
     from facemotion.processes import popen
 
-    rig = rig or anim.head()
+    mesh = rig or anim.mesh()
     path = Path(path)
     size += size % 2
     audio = Path(audio) if audio is not None else anim.audio
@@ -286,14 +294,13 @@ def render_video(anim, path: str | Path, size: int = 512, audio: str | Path | No
         command += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "64k",
                     "-af", f"apad=whole_dur={seconds},atrim=end={seconds}"]
     command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "25", "-preset", "ultrafast", "-movflags", "+faststart"]
-    with atomic_path(path) as tmp, HeadRenderer(rig, size) as renderer:
+    with atomic_path(path) as tmp, HeadRenderer(mesh, size) as renderer:
         ffmpeg = popen([*command, str(tmp)], stdin=subprocess.PIPE, bufsize=0)
         try:
             try:
-                for i in tqdm(range(anim.num_frames), desc=f"render {path.name}", unit="frame",
-                              disable=True if anim.duration <= 10 else None):
-                    ffmpeg.stdin.write(renderer.render(rig.vertices(anim.blendshapes[i],
-                                                                    anim.head_rotation[i])).tobytes())
+                for verts in tqdm(anim.iter_vertices(rig), total=anim.num_frames, desc=f"render {path.name}",
+                                  unit="frame", disable=True if anim.duration <= 10 else None):
+                    ffmpeg.stdin.write(renderer.render(verts).tobytes())
             except BrokenPipeError:
                 pass  # ffmpeg stopped early: its exit status and its message (on stderr) say why
             ffmpeg.stdin.close()
@@ -316,10 +323,10 @@ def render_still(anim, path: str | Path, frame: int = 0, yaw_deg: float = 0.0, s
     """
     from PIL import Image
 
-    rig = rig or anim.head()
+    mesh = rig or anim.mesh()
     path = Path(path)
-    verts = rig.vertices(anim.blendshapes[frame], anim.head_rotation[frame])
-    with HeadRenderer(rig, size, yaw_deg) as renderer:
+    verts = anim.vertices(slice(frame, frame + 1), rig)[0]
+    with HeadRenderer(mesh, size, yaw_deg) as renderer:
         image = renderer.render(verts)
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
