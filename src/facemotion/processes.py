@@ -145,6 +145,24 @@ def process_pool(workers: int, mp_context=None, initializer: Callable | None = N
     pool.shutdown(wait=True)
 
 
+def fork_tied() -> int:
+    """:func:`os.fork`, with the child tied to this process: on Linux the kernel sends it SIGKILL
+    when the forking thread dies (``prctl(PR_SET_PDEATHSIG)``), and it exits at once if this
+    process died before the request took effect. For a bare fork whose child must not outlive
+    its parent (e.g. a worker's helper); the child should leave by :func:`os._exit`.
+
+    Returns:
+        0 in the child, the child's pid in the parent (as :func:`os.fork`).
+    Raises:
+        OSError: the fork failed.
+    """
+    parent, request = os.getpid(), _pdeathsig()  # resolved before the fork: the child only calls it
+    pid = os.fork()
+    if pid == 0 and request is not None and request() and os.getppid() != parent:
+        os._exit(1)
+    return pid
+
+
 def popen(command: Sequence[str], **kwargs) -> subprocess.Popen:
     """:class:`subprocess.Popen` of an external program (e.g. ffmpeg) that dies with this process.
 

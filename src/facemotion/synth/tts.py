@@ -218,18 +218,22 @@ def _espeak_fresh(voice: str, text: str, rate: int, pitch: int) -> tuple[int, np
     before; a fresh library per utterance makes every clip a pure function of its inputs.
     Returns ``(sample rate, wave [N] float32, [(ipa, ms), ...])``.
     """
+    from facemotion.processes import fork_tied
+
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
+    pid = fork_tied()  # killed with this process (a pool worker killed on Ctrl-C)
+    if pid == 0:  # child: never returns, whatever happens (else it would go on as a copy of its parent)
         try:
-            os.close(read_fd)
-            engine = _Espeak()
-            payload = pickle.dumps((engine.rate, *engine.synth(voice, text, rate, pitch, 50)))
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
-            payload = pickle.dumps(RuntimeError(f"espeak-ng: {e}"))
-        with os.fdopen(write_fd, "wb") as f:
-            f.write(payload)
-        os._exit(0)
+            try:
+                os.close(read_fd)
+                engine = _Espeak()
+                payload = pickle.dumps((engine.rate, *engine.synth(voice, text, rate, pitch, 50)))
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                payload = pickle.dumps(RuntimeError(f"espeak-ng: {e}"))
+            with os.fdopen(write_fd, "wb") as f:
+                f.write(payload)  # BrokenPipeError when the parent is gone
+        finally:
+            os._exit(0)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as f:
         data = f.read()
