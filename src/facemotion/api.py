@@ -169,6 +169,8 @@ class Animator:
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
                   identity=None) -> list[Animation]:
+        from facemotion.audio.vad import detect_speech
+        from facemotion.face.gate import gate_motion
         from facemotion.face.rig import load_head_rig
 
         if num_samples < 1:
@@ -179,7 +181,9 @@ class Animator:
             raise FacemotionError(str(exc)) from exc
         seed = draw_seed() if seed is None else int(seed)
         features = self.audio_features(wave)
-        return [self.to_animation(self.sample(features, seed + i, steps, style, w_audio, w_style),
+        activity = detect_speech(wave, len(features), self.fps, path)  # the mouth rests where nobody speaks
+        return [self.to_animation(gate_motion(self.sample(features, seed + i, steps, style, w_audio, w_style),
+                                              activity, self.recipe.space.names, fps=self.fps),
                                   path, seed + i, identity) for i in range(num_samples)]
 
     def extract_style(self, clip_npz: str | Path) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""Resting the mouth where nobody speaks: a gate over a generated motion, driven by the speech
+activity of :func:`facemotion.audio.vad.speech_activity` (issue 12, item 3).
+
+Not from the four papers (their models only ever see speech): the shipped model, trained on
+speech alone, animates digital silence and noise as speech; the gate keeps the mouth at rest
+there and leaves the idle motion (blinks, gaze, brows, slow head drift).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from facemotion.face.space import HEAD_POSE_NAMES
+
+MOUTH_PREFIXES = ("jaw", "mouth", "cheekPuff", "tongueOut")
+"""ARKit channels (name prefixes) that :func:`gate_motion` rests outside speech."""
+
+
+def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], head_calm: float = 0.5,
+                drift_s: float = 2.0, fps: float = 25.0) -> np.ndarray:
+    """Rest the mouth where nobody speaks.
+
+    Mouth and jaw channels (names starting with one of :data:`MOUTH_PREFIXES`: ``jaw*``,
+    ``mouth*``, ``cheekPuff``, ``tongueOut``) are multiplied by the activity, so they ease to
+    their neutral value 0 outside speech. Head rotation channels (``headPitch``, ``headYaw``,
+    ``headRoll``, radians) keep their slow drift (a moving average over ``drift_s`` seconds) and
+    their faster motion around it is scaled by ``head_calm + (1 - head_calm) · activity``. Other
+    channels (blinks, gaze, brows, cheeks, nose) are left as they are. A space without such
+    names (FLAME, vertices) is returned unchanged.
+
+    Args:
+        motion: ``[T, D]`` motion whose columns are named by ``names`` (e.g. a BlendshapeSpace
+            motion: 52 ARKit weights, then head pitch, yaw, roll in radians).
+        activity: ``[T]`` speech activity in [0, 1] (:func:`facemotion.audio.vad.speech_activity`).
+        names: ``D`` channel names (a face space's ``names``).
+        head_calm: scale of the head's fast motion at activity 0 (1 = unchanged).
+        drift_s: window of the head's slow drift, seconds.
+        fps: frame rate of ``motion`` (frames per second).
+    Returns:
+        ``[T, D]`` array of ``motion``'s dtype (a new array).
+    Raises:
+        ValueError: ``motion`` is not ``[T, len(names)]`` or ``activity`` not ``[T]``.
+    """
+    motion = np.asarray(motion)
+    activity = np.clip(np.asarray(activity, np.float64), 0.0, 1.0)
+    if motion.ndim != 2 or motion.shape[1] != len(names):
+        raise ValueError(f"motion must be [T, {len(names)}] (one column per name), got {motion.shape}")
+    if activity.shape != (motion.shape[0],):
+        raise ValueError(f"activity must be [T] = [{motion.shape[0]}], got {activity.shape}")
+    out = motion.astype(np.float64, copy=True)
+    mouth = [i for i, n in enumerate(names) if n.startswith(MOUTH_PREFIXES)]
+    out[:, mouth] *= activity[:, None]
+    head = [i for i, n in enumerate(names) if n in HEAD_POSE_NAMES]
+    if head and head_calm != 1.0 and len(out) > 1:
+        width = max(1, int(round(drift_s * fps)) | 1)  # odd, so the average is centred
+        kernel = np.ones(width) / width
+        for i in head:
+            drift = np.convolve(np.pad(out[:, i], width // 2, mode="edge"), kernel, mode="valid")
+            out[:, i] = drift + (out[:, i] - drift) * (head_calm + (1.0 - head_calm) * activity)
+    return out.astype(motion.dtype, copy=False)
