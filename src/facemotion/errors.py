@@ -22,6 +22,56 @@ class OutputError(FacemotionError, ValueError):
     message names the path."""
 
 
+class MissingExtra(FacemotionError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the
+    package and the extra that installs it (``pip install 'facemotion[render]'``)."""
+
+
+#: top-level module -> (pip package, facemotion extra that installs it)
+EXTRAS = {"lightning": ("lightning", "train"), "transformers": ("transformers", "wav2vec2"),
+          "pygltflib": ("pygltflib", "export"), "pxr": ("usd-core", "export"), "trimesh": ("trimesh", "export"),
+          "pyrender": ("pyrender", "render"), "OpenGL": ("PyOpenGL", "render"), "PIL": ("Pillow", "render"),
+          "parselmouth": ("praat-parselmouth", "synth"), "sentence_transformers": ("sentence-transformers", "prompts")}
+
+
+def require(module: str, purpose: str):
+    """Import ``module`` (one of :data:`EXTRAS`, or a submodule of one) and return it.
+
+    Args:
+        module: e.g. ``"pygltflib"``, ``"pxr.Usd"``.
+        purpose: what needs it, for the message (e.g. ``"GLB export"``).
+    Raises:
+        MissingExtra: the package is not installed: ``"GLB export needs the optional package
+            pygltflib: pip install 'facemotion[export]'"``.
+    """
+    import importlib
+
+    top = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != top:
+            raise
+        package, extra = EXTRAS.get(top, (top, "all"))
+        raise MissingExtra(f"{purpose} needs the optional package {package}: "
+                           f"pip install 'facemotion[{extra}]'") from None
+
+
+def check_installed(module: str, purpose: str) -> None:
+    """Like :func:`require`, without importing ``module`` (a cheap check before any work).
+
+    Raises:
+        MissingExtra: the package is not installed (message as :func:`require`'s).
+    """
+    import importlib.util
+
+    top = module.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        package, extra = EXTRAS.get(top, (top, "all"))
+        raise MissingExtra(f"{purpose} needs the optional package {package}: "
+                           f"pip install 'facemotion[{extra}]'")
+
+
 class FacemotionWarning(UserWarning):
     """A problem the user should know of that does not stop the run (message names the file);
     the CLI prints it as ``facemotion: warning: MESSAGE``."""

@@ -32,7 +32,7 @@ from torch import nn
 from facemotion.audio.io import SAMPLE_RATE
 from facemotion.audio.phones import (PHONE_INDEX, PHONES, SEARCHES, VISEMES, VOCABULARY_SIZE, PhoneSegment,
                                      decode_phones, phone_to_viseme)
-from facemotion.errors import AudioError, FacemotionError
+from facemotion.errors import AudioError, FacemotionError, require
 
 
 def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float) -> np.ndarray:
@@ -302,9 +302,7 @@ class Wav2Vec2Encoder(TransformersEncoder):
     model_type = "wav2vec2"
 
     def _model_class(self):
-        from transformers import Wav2Vec2Model
-
-        return Wav2Vec2Model
+        return require("transformers", "the wav2vec2 audio encoder").Wav2Vec2Model
 
 
 class HubertEncoder(TransformersEncoder):
@@ -314,9 +312,7 @@ class HubertEncoder(TransformersEncoder):
     model_type = "hubert"
 
     def _model_class(self):
-        from transformers import HubertModel
-
-        return HubertModel
+        return require("transformers", "the hubert audio encoder").HubertModel
 
 
 class WhisperEncoder(NumpyEncoder):

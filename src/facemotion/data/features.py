@@ -1,13 +1,16 @@
 """Audio features precomputed once per clip and cached on disk.
 
-Parameter-free encoders (the phonetic one runs pocketsphinx) are far too slow to run at
-every training step, so each clip's features are computed once and stored as
+Parameter-free and frozen encoders (the phonetic one runs pocketsphinx) are far too slow to
+run at every training step, so each clip's features are computed once, by the encoder in eval
+mode without autograd, and stored as
 ``root/features/<key>/<id>.npy`` (``[T, C]`` float32, T = the clip's motion frames), where
 ``key`` hashes the encoder's ``config()`` and the fps. A ``concat`` encoder is cached block by
 block (one directory per encoder it joins), so a model that appends a block to another's
 encoder computes only the new block. Caching is resumable (finished files are skipped; each
 is written atomically) and runs in parallel worker processes that die with the run; one run at
 a time fills a block's folder (others wait), removing what killed runs left half-written.
+A trainable encoder (``AudioEncoder.is_trainable``) is never cached: it runs inside the
+training step on waveform windows (``data.windows``).
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from facemotion.atomic import atomic_path
 from facemotion.audio.encoders import AudioEncoder, build_audio_encoder
 from facemotion.audio.io import load_audio
-from facemotion.data.native import load_motion
-from facemotion.errors import DataError
-from facemotion.export.atomic import atomic_path
+from facemotion.data.native import load_motion, motion_frames
+from facemotion.errors import DataError, FacemotionError
 from facemotion.export.outputs import output_folder
 from facemotion.processes import process_pool
 
@@ -51,7 +54,7 @@ def feature_dirs(root: str | os.PathLike, encoder_config: dict, fps: float) -> l
 
 def clip_frames(root: str | os.PathLike, record: dict) -> int:
     """Number of motion frames T of a manifest record (from its motion file)."""
-    return int(len(load_motion(root, record)["blendshapes"]))
+    return motion_frames(load_motion(root, record))
 
 
 _WORKER: dict = {}
@@ -61,7 +64,8 @@ def _init_worker(config: dict, model_dir, asr_model_dir) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER["encoder"] = build_audio_encoder(config, model_dir, asr_model_dir)
+    # cached features come from the encoder in eval mode (no dropout), without autograd
+    _WORKER["encoder"] = build_audio_encoder(config, model_dir, asr_model_dir).eval().requires_grad_(False)
 
 
 def _encode(args) -> str:
@@ -93,7 +97,12 @@ def cache_features(root: str | os.PathLike, records: list[dict], encoder: AudioE
             CTranslate2 Whisper directory for encoders that use Whisper.
     Raises:
         AudioError, DataError: a clip's audio or motion file is missing or unreadable.
+        FacemotionError: ``encoder`` is trainable (``AudioEncoder.is_trainable``): its features
+            change as it trains, so it runs inside the training step and is never cached.
     """
+    if encoder.is_trainable():
+        raise FacemotionError(f"audio encoder {encoder.name!r} is trainable: its features are computed in the "
+                              "training step, never cached")
     dirs = feature_dirs(root, encoder.config(), fps)
     for config, out in zip(_blocks(encoder.config()), dirs):
         todo = [(str(root), r, str(out), fps) for r in records if not (out / f"{r['id']}.npy").exists()]

@@ -1,29 +1,41 @@
 """Training windows streamed from a native dataset.
 
 ``MotionWindows`` is an endless ``IterableDataset`` of random fixed-length windows (audio
-features from the feature cache, face-space motion); each worker reads clips lazily and
-keeps the ones it has read (a 2-hour corpus of features is ~100–200 MB). ``fixed_windows``
-gives a deterministic list for validation.
+features from the feature cache, or the waveform for an audio encoder trained inside the
+training step; face-space motion); each worker reads clips lazily and keeps the most recently
+read ones up to a memory bound (``ClipStore``; a 2-hour corpus of features is ~100–200 MB).
+``fixed_windows`` gives a deterministic list for validation; ``dataset_statistics`` streams
+normalisation statistics clip by clip.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from facemotion.audio.io import SAMPLE_RATE, load_audio
 from facemotion.data.features import load_features
 from facemotion.data.native import load_motion
 from facemotion.errors import DataError
+from facemotion.models.normalizer import RunningStats
 
 
-def motion_vectors(space, data: dict[str, np.ndarray]) -> np.ndarray:
-    """A native clip's motion arrays (``load_motion`` output: ``blendshapes [T, 52]``,
-    ``head_rotation [T, 3]``) as face-space vectors ``[T, D]`` float32 (``space.join``)."""
-    return np.asarray(space.join(data["blendshapes"], data["head_rotation"]), dtype=np.float32)
+def motion_vectors(space, data: dict[str, np.ndarray], source: str = "motion") -> np.ndarray:
+    """A native clip's motion arrays (``load_motion`` output, the ``.npz`` layout of ``space``)
+    as face-space vectors ``[T, D]`` float32 (``space.from_arrays``).
+
+    Raises:
+        DataError: the arrays do not fit the space's layout (the message starts with ``source``).
+    """
+    try:
+        return np.asarray(space.from_arrays(data), dtype=np.float32)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{source}: {exc}") from None
 
 
 def _window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
@@ -37,28 +49,82 @@ def _window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, r
             "speaker": str(rec.get("speaker", "")), "id": str(rec["id"])}
 
 
-class ClipStore:
-    """Lazy per-process cache of (features ``[T, C]``, motion ``[T, D]``) per clip id."""
+def wave_window(wave: np.ndarray, start: int, frames: int, fps: float) -> np.ndarray:
+    """The waveform under motion frames ``start .. start + frames - 1``.
 
-    def __init__(self, root: str | os.PathLike, feature_dirs: list[str | os.PathLike], space):
-        self.root, self.feature_dirs, self.space = Path(root), [Path(d) for d in feature_dirs], space
-        self._clips: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    Args:
+        wave: ``[N]`` float32 at 16 kHz; start, frames: motion frames; fps: motion frame rate.
+    Returns:
+        ``[round(frames · 16000 / fps)]`` float32 from sample ``round(start · 16000 / fps)``,
+        zero-padded past the end of ``wave``.
+    """
+    per_frame = SAMPLE_RATE / float(fps)
+    first, count = int(round(start * per_frame)), int(round(frames * per_frame))
+    out = np.zeros(count, np.float32)
+    piece = wave[first:first + count]
+    out[:len(piece)] = piece
+    return out
+
+
+def _wave_item(wave: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
+    length = max(0, min(frames, len(motion) - start))
+    mot = np.zeros((frames, motion.shape[1]), np.float32)
+    mot[:length] = motion[start:start + length]
+    return {"wave": torch.from_numpy(wave_window(wave, start, frames, float(rec["fps"]))),
+            "motion": torch.from_numpy(mot), "length": length, "speaker": str(rec.get("speaker", "")),
+            "id": str(rec["id"])}
+
+
+class ClipStore:
+    """Per-process least-recently-used cache of clips: (audio, motion ``[T, D]``) per clip id.
+
+    Audio is the cached features ``[T, C]`` (``feature_dirs`` given) or, for an audio encoder
+    that runs inside the training step (``feature_dirs=None``), the waveform ``[N]`` float32 at
+    16 kHz. At most ``max_bytes`` of clips are kept (0: none, each ``get`` reads the files), so
+    memory stays bounded whatever the corpus size; the default 512 MiB holds a two-hour corpus's
+    features.
+    """
+
+    def __init__(self, root: str | os.PathLike, feature_dirs: list[str | os.PathLike] | None, space,
+                 max_bytes: int = 512 * 2**20):
+        self.root, self.space, self.max_bytes = Path(root), space, int(max_bytes)
+        self.feature_dirs = None if feature_dirs is None else [Path(d) for d in feature_dirs]
+        self._clips: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
 
     def get(self, rec: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Features and motion of a manifest record.
+        """Audio (features ``[T, C]`` or waveform ``[N]``) and motion ``[T, D]`` of a manifest record.
 
         Raises:
-            DataError: the clip's feature and motion lengths differ by more than 1 frame.
+            DataError: the clip's feature and motion lengths differ by more than 1 frame; a
+                file is missing or unreadable.
+            AudioError: the audio file is unreadable (waveform mode).
         """
-        clip = self._clips.get(rec["id"])
-        if clip is None:
-            feats = load_features(self.feature_dirs, rec)
-            motion = motion_vectors(self.space, load_motion(self.root, rec))
-            if abs(len(feats) - len(motion)) > 1:
+        key = str(rec["id"])
+        clip = self._clips.get(key)
+        if clip is not None:
+            self._clips.move_to_end(key)
+            return clip
+        motion = motion_vectors(self.space, load_motion(self.root, rec), str(self.root / rec["motion"]))
+        if self.feature_dirs is None:
+            audio = load_audio(self.root / rec["audio"], level_warnings=False)
+        else:
+            audio = load_features(self.feature_dirs, rec)
+            if abs(len(audio) - len(motion)) > 1:
                 raise DataError(f"{self.root / rec['motion']}: {len(motion)} motion frames but "
-                                f"{len(feats)} audio feature frames")
-            clip = self._clips[rec["id"]] = (feats, motion)
-        return clip
+                                f"{len(audio)} audio feature frames")
+        size = audio.nbytes + motion.nbytes
+        if size <= self.max_bytes:
+            self._clips[key] = (audio, motion)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (a, m) = self._clips.popitem(last=False)
+                self._bytes -= a.nbytes + m.nbytes
+        return audio, motion
+
+    def __len__(self) -> int:
+        """Clips held now."""
+        return len(self._clips)
 
 
 class MotionWindows(IterableDataset):
@@ -67,16 +133,19 @@ class MotionWindows(IterableDataset):
     Clips are drawn with probability proportional to their length and a start frame uniformly;
     clips shorter than ``frames`` come zero-padded with ``length`` < ``frames``.
 
-    Yields dicts: ``audio [frames, C]``, ``motion [frames, D]`` (face-space, not normalised),
-    ``length`` (real frames), ``speaker``, ``id``. Each dataloader worker (and distributed
+    Yields dicts: ``audio [frames, C]`` (cached features; or ``wave [frames · 16000 / fps]``
+    float32 at 16 kHz when ``feature_dirs`` is None, for an encoder run inside the training
+    step), ``motion [frames, D]`` (face-space, not normalised), ``length`` (real frames),
+    ``speaker``, ``id``. Each dataloader worker (and distributed
     rank) draws from its own random stream derived from ``seed``.
     """
 
-    def __init__(self, root, records: list[dict], feature_dirs, space, frames: int, seed: int = 0):
+    def __init__(self, root, records: list[dict], feature_dirs, space, frames: int, seed: int = 0,
+                 cache_bytes: int = 512 * 2**20):
         if not records:
             raise DataError(f"{root}: no clips to train on")
         self.records, self.frames, self.seed = records, frames, seed
-        self.store = ClipStore(root, feature_dirs, space)
+        self.store = ClipStore(root, feature_dirs, space, cache_bytes)
         lengths = np.array([max(float(r["duration"]) * float(r["fps"]), 1.0) for r in records])
         self.weights = lengths / lengths.sum()
 
@@ -87,30 +156,55 @@ class MotionWindows(IterableDataset):
         rng = np.random.default_rng([self.seed, rank, info.id if info else 0, torch.initial_seed() % 2**31])
         while True:
             rec = self.records[rng.choice(len(self.records), p=self.weights)]
-            feats, motion = self.store.get(rec)
-            t = min(len(feats), len(motion))
+            audio, motion = self.store.get(rec)
+            if self.store.feature_dirs is None:
+                t = len(motion)
+                start = int(rng.integers(0, t - self.frames + 1)) if t > self.frames else 0
+                yield _wave_item(audio, motion, start, self.frames, rec)
+                continue
+            t = min(len(audio), len(motion))
             start = int(rng.integers(0, t - self.frames + 1)) if t > self.frames else 0
-            yield _window(feats, motion, start, self.frames, rec)
+            yield _window(audio, motion, start, self.frames, rec)
 
 
 def fixed_windows(root, records: list[dict], feature_dirs, space, frames: int, count: int) -> list[dict]:
-    """The first ``frames`` frames of up to ``count`` clips (deterministic validation windows)."""
-    store = ClipStore(root, feature_dirs, space)
-    return [_window(*store.get(rec), 0, frames, rec) for rec in records[:count]]
+    """The first ``frames`` frames of up to ``count`` clips (deterministic validation windows),
+    as :class:`MotionWindows` yields them (``wave`` instead of ``audio`` when ``feature_dirs`` is None)."""
+    store = ClipStore(root, feature_dirs, space, max_bytes=0)
+    item = _window if feature_dirs is not None else _wave_item
+    return [item(*store.get(rec), 0, frames, rec) for rec in records[:count]]
 
 
-def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips: int = 2000,
-                       seed: int = 0) -> dict[str, torch.Tensor]:
-    """Per-dimension mean and std of motion and audio features over (a sample of) clips.
+def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips: int | None = 2000,
+                       seed: int = 0) -> dict[str, RunningStats]:
+    """Per-dimension mean and std of motion and audio features over (a sample of) clips,
+    streamed clip by clip (memory independent of the number of clips).
 
+    Args:
+        root: native dataset directory; records: its manifest records.
+        feature_dirs: the feature cache directories (``data.features.cache_features``), or None
+            for an audio encoder that runs inside the training step (no audio statistics).
+        space: the face space (``motion_vectors``).
+        max_clips: clips drawn at random (``seed``) without replacement; None: all.
     Returns:
-        ``motion_mean``, ``motion_std`` ``[D]``; ``audio_mean``, ``audio_std`` ``[C]`` (float32).
+        ``{"motion": RunningStats [D], "audio": RunningStats [C]}`` (no ``audio`` when
+        ``feature_dirs`` is None); feed to ``Normalizer.fit`` / ``Recipe.set_statistics``.
+    Raises:
+        DataError: a clip file is missing or unreadable, or its lengths disagree.
     """
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(records))[:max_clips]
-    store = ClipStore(root, feature_dirs, space)
-    feats, motions = zip(*(store.get(records[i]) for i in pick))
-    m, a = np.concatenate(motions).astype(np.float64), np.concatenate(feats).astype(np.float64)
-    as_t = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    return {"motion_mean": as_t(m.mean(0)), "motion_std": as_t(m.std(0)),
-            "audio_mean": as_t(a.mean(0)), "audio_std": as_t(a.std(0))}
+    store = ClipStore(root, feature_dirs, space, max_bytes=0)
+    stats = {"motion": None, "audio": None}
+    for i in pick:
+        if feature_dirs is None:
+            source = str(Path(root) / records[i]["motion"])
+            audio, motion = None, motion_vectors(space, load_motion(root, records[i]), source)
+        else:
+            audio, motion = store.get(records[i])
+        stats["motion"] = stats["motion"] or RunningStats(motion.shape[-1])
+        stats["motion"].update(motion)
+        if feature_dirs is not None:
+            stats["audio"] = stats["audio"] or RunningStats(audio.shape[-1])
+            stats["audio"].update(audio)
+    return {k: v for k, v in stats.items() if v is not None}

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facemotion.errors import DataError
+from facemotion.errors import DataError, check_installed
 
 #: format -> file suffix ("" for the mesh-sequence directories)
 FORMATS: dict[str, str] = {"npz": ".npz", "glb": ".glb", "usd": ".usd", "csv": ".csv",
                            "obj": "", "ply": "", "mp4": ".mp4"}
+
+#: optional packages each format needs (the ``export`` and ``render`` extras)
+FORMAT_PACKAGES = {"glb": ("pygltflib",), "usd": ("pxr",), "obj": ("trimesh",), "ply": ("trimesh",),
+                   "mp4": ("pyrender", "OpenGL", "PIL")}
 
 #: formats written from ARKit blendshape weights (the others work for any face space)
 BLENDSHAPE_FORMATS = ("glb", "usd", "csv")
@@ -37,6 +41,8 @@ def check_format(anim, fmt: str) -> None:
     Raises:
         DataError: ``"format X cannot express a <Space> animation; use npz, obj, ply or mp4"``,
             or an unknown format.
+        MissingExtra: the format needs a package that is not installed (message: the package
+            and ``pip install 'facemotion[export]'`` or ``[render]``).
     """
     if fmt not in FORMATS:
         raise DataError(f"unknown export format {fmt!r}; choose from {list(FORMATS)}")
@@ -44,6 +50,8 @@ def check_format(anim, fmt: str) -> None:
         usable = [f for f in FORMATS if f not in BLENDSHAPE_FORMATS]
         raise DataError(f"format {fmt} cannot express a {anim.space_name} animation; "
                         f"use {', '.join(usable[:-1])} or {usable[-1]}")
+    for module in FORMAT_PACKAGES.get(fmt, ()):
+        check_installed(module, f"{fmt} export")
 
 
 def default_output(input: str | Path, fmt: str) -> Path:

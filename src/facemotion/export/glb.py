@@ -15,11 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pygltflib as gl
 
+from facemotion.errors import require
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
 from facemotion.render.video import part_albedo, vertex_normals
+
+gl = require("pygltflib", "GLB export")
 
 
 class _Builder:

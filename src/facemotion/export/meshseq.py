@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
+from facemotion.errors import require
 from facemotion.export.atomic import atomic_path
+
+trimesh = require("trimesh", "OBJ/PLY export")
 
 
 def write_mesh_sequence(anim, directory: str | Path, fmt: str = "obj", rig=None) -> Path:

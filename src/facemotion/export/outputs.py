@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from facemotion.errors import OutputError
-from facemotion.export.atomic import remove_stale_temporaries
+from facemotion.atomic import remove_stale_temporaries
 
 LOCK_NAME = ".facemotion.lock"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemotion.errors import DataError
+from facemotion.errors import DataError, require
 from facemotion.export.atomic import atomic_path
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
 from facemotion.render.video import part_albedo, vertex_normals
@@ -32,6 +32,7 @@ def write_usd(anim, path: str | Path, rig=None) -> Path:
     Raises:
         DataError: another suffix.
     """
+    require("pxr", "USD export")
     from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
 
     from facemotion.face.rotation import head_quaternions

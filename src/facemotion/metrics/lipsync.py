@@ -304,7 +304,7 @@ class SegmentCache:
 
     def save(self) -> None:
         """Write the cache atomically if anything was added."""
-        from facemotion.export.atomic import atomic_path
+        from facemotion.atomic import atomic_path
 
         if not self._dirty:
             return

@@ -4,7 +4,6 @@ one-file checkpoint (weights + config + normalisation statistics + audio encoder
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 from pathlib import Path
@@ -14,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from facemotion.atomic import atomic_path
 from facemotion.audio.encoders import AudioEncoder, build_audio_encoder
 from facemotion.audio.io import SAMPLE_RATE
-from facemotion.errors import DataError, FacemotionError
-from facemotion.export.atomic import atomic_path
+from facemotion.errors import DataError
+from facemotion.models.normalizer import Normalizer
 
 CHECKPOINT_FORMAT = "facemotion-checkpoint-1"
 
@@ -60,20 +60,38 @@ def config_from(cls, overrides: dict[str, Any] | None, source: str = "config") -
     return cls(**overrides)
 
 
-def build_space(spec: str):
-    """Face space from its name: ``"blendshape"`` (``BlendshapeSpace``) or ``"module:Class"``.
+def build_space(spec, settings: dict | None = None):
+    """Face space from its name and settings (:func:`facemotion.face.space.build_space`).
 
+    Args:
+        spec: ``"blendshape"``, ``"vertex"``, ``"module:Class"``, or a dict
+            ``{"name": ..., **settings}`` (a recipe config's ``space``).
+        settings: the space's settings (``space.settings()`` as stored in a checkpoint).
     Raises:
-        FacemotionError: unknown name.
+        DataError: unknown name or bad settings.
     """
-    if spec == "blendshape":
-        from facemotion.face.space import BlendshapeSpace
+    from facemotion.face.space import build_space as _build
 
-        return BlendshapeSpace()
-    if ":" in spec:
-        module, attr = spec.split(":", 1)
-        return getattr(importlib.import_module(module), attr)()
-    raise FacemotionError(f"face space {spec!r}: unknown (use 'blendshape' or 'module:Class')")
+    return _build(spec, settings)
+
+
+def space_description(space) -> dict:
+    """``{"name", "settings"}`` of a space, as a checkpoint stores it (``settings()`` and
+    ``name`` are optional for stand-in spaces: ``{}`` and the ``"module:Class"`` path)."""
+    name = getattr(space, "name", "") or f"{type(space).__module__}:{type(space).__qualname__}"
+    settings = space.settings() if hasattr(space, "settings") else {}
+    return {"name": name, "settings": settings}
+
+
+_OLD_STATISTICS = ("motion_mean", "motion_std", "audio_mean", "audio_std")
+
+
+def _rename_old_statistics(module, state_dict, prefix, *args) -> None:
+    """Load-state-dict pre-hook: the four buffers of checkpoints older than the normaliser
+    (``<prefix>motion_mean``, ...) become ``<prefix>normalizer.motion_mean``, ..."""
+    for name in _OLD_STATISTICS:
+        if prefix + name in state_dict:
+            state_dict[prefix + "normalizer." + name] = state_dict.pop(prefix + name)
 
 
 class Recipe(nn.Module):
@@ -82,9 +100,10 @@ class Recipe(nn.Module):
     Subclasses set ``name`` and ``Config`` and implement ``sample``, ``training_loss``,
     ``validation_metrics``, ``set_phase`` and ``train_frames``.
 
-    Buffers ``motion_mean``/``motion_std`` ``[D]`` and ``audio_mean``/``audio_std`` ``[C]``
-    normalise the face-space motion and the audio features (set from the training data by
-    ``set_statistics``); they are saved with the weights.
+    ``normalizer`` (:class:`facemotion.models.normalizer.Normalizer`, keys ``motion`` ``[D]`` and
+    ``audio`` ``[C]``) standardises the face-space motion and the audio features; it is fitted on
+    the training data (``set_statistics``) and saved with the weights. Checkpoints written before
+    it existed (buffers ``motion_mean``, ``motion_std``, ``audio_mean``, ``audio_std``) load into it.
     """
 
     name: str = ""
@@ -97,30 +116,46 @@ class Recipe(nn.Module):
         self.space = space if space is not None else build_space(config.space)
         self.audio_encoder: AudioEncoder = build_audio_encoder(config.audio_encoder, audio_model_dir, asr_model_dir)
         self.fps = float(config.fps)
-        d, c = self.space.dim, self.audio_encoder.dim
-        self.register_buffer("motion_mean", torch.zeros(d))
-        self.register_buffer("motion_std", torch.ones(d))
-        self.register_buffer("audio_mean", torch.zeros(c))
-        self.register_buffer("audio_std", torch.ones(c))
+        self.normalizer = Normalizer({"motion": self.space.dim, "audio": self.audio_encoder.dim},
+                                     std_floor=getattr(config, "std_floor", 1e-2))
+        self.register_load_state_dict_pre_hook(_rename_old_statistics)
 
-    def set_statistics(self, stats: dict[str, torch.Tensor], std_floor: float = 1e-2) -> None:
-        """Store normalisation statistics (``data.windows.dataset_statistics`` output); stds are
-        floored at ``std_floor`` so constant dimensions do not blow up."""
-        for k, v in stats.items():
-            v = v.to(getattr(self, k))
-            getattr(self, k).copy_(v.clamp_min(std_floor) if k.endswith("std") else v)
+    def set_statistics(self, stats: dict, std_floor: float | None = None) -> None:
+        """Store normalisation statistics in :attr:`normalizer`.
+
+        Args:
+            stats: ``{key: RunningStats}`` (``data.windows.dataset_statistics`` output, keys
+                ``motion`` and ``audio``), or the old flat form ``{"motion_mean": [D], ...}``.
+            std_floor: stds are floored at this (default the normaliser's, ``config.std_floor``).
+        Raises:
+            KeyError: an unknown key.
+        """
+        if std_floor is not None:
+            self.normalizer.std_floor = float(std_floor)
+        if any(k.endswith(("_mean", "_std")) for k in stats):
+            for key in {k.rsplit("_", 1)[0] for k in stats}:
+                self.normalizer.set(key, stats.get(f"{key}_mean", self.normalizer.mean(key)),
+                                    stats.get(f"{key}_std", self.normalizer.std(key)))
+            return
+        self.normalizer.fit(stats)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Face-space motion ``[..., D]`` → zero mean, unit std per dim."""
-        return (x - self.motion_mean) / self.motion_std
+        """Face-space motion ``[..., D]`` → zero mean, unit std per dim (``normalizer``, key ``motion``)."""
+        return self.normalizer.normalize("motion", x)
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of ``normalise``."""
-        return x * self.motion_std + self.motion_mean
+        """Inverse of ``normalise``: ``[..., D]`` normalised → face-space motion."""
+        return self.normalizer.unnormalize("motion", x)
 
     def normalise_audio(self, a: torch.Tensor) -> torch.Tensor:
-        """Audio features ``[..., C]`` → zero mean, unit std per channel."""
-        return (a - self.audio_mean) / self.audio_std
+        """Audio features ``[..., C]`` → zero mean, unit std per channel (key ``audio``)."""
+        return self.normalizer.normalize("audio", a)
+
+    # Read-only views of the normaliser's buffers under the names of the old fixed buffers.
+    motion_mean = property(lambda self: self.normalizer.mean("motion"), doc="``[D]`` motion mean.")
+    motion_std = property(lambda self: self.normalizer.std("motion"), doc="``[D]`` motion std.")
+    audio_mean = property(lambda self: self.normalizer.mean("audio"), doc="``[C]`` audio feature mean.")
+    audio_std = property(lambda self: self.normalizer.std("audio"), doc="``[C]`` audio feature std.")
 
     def audio_features(self, wave: np.ndarray) -> torch.Tensor:
         """Audio features of a waveform ``[N]`` (16 kHz) at the model's fps.
@@ -132,13 +167,17 @@ class Recipe(nn.Module):
         return torch.from_numpy(self.audio_encoder.encode_numpy(np.asarray(wave, np.float32), frames, self.fps))
 
     def _own_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("space.")}
+        """The state dict on the CPU: weights, buffers and the face space's persistent state
+        (e.g. a PCA basis; a space's non-persistent buffers, such as the rig, are not in it)."""
+        return {k: v.detach().cpu() for k, v in self.state_dict().items()}
 
     def save_checkpoint(self, path: str | os.PathLike) -> Path:
         """Write the one-file checkpoint (atomically): weights, config, normalisation statistics
-        (buffers) and the audio encoder's settings. Returns the path."""
+        (buffers), the audio encoder's settings and the face space (``space``: its name and
+        settings; its persistent state is in ``state_dict`` under ``space.``). Returns the path."""
         blob = {"format": CHECKPOINT_FORMAT, "recipe": self.name, "config": dataclasses.asdict(self.config),
-                "audio_encoder": self.audio_encoder.config(), "state_dict": self._own_state()}
+                "audio_encoder": self.audio_encoder.config(), "space": space_description(self.space),
+                "state_dict": self._own_state()}
         with atomic_path(path) as tmp:
             torch.save(blob, tmp)
         return Path(path)
@@ -186,13 +225,26 @@ class Recipe(nn.Module):
     @classmethod
     def from_checkpoint_dict(cls, blob: dict, audio_model_dir=None, source: str = "checkpoint",
                              asr_model_dir=None) -> "Recipe":
-        """Rebuild a recipe from a loaded checkpoint dict (see ``recipes.load_checkpoint``)."""
+        """Rebuild a recipe from a loaded checkpoint dict (see ``recipes.load_checkpoint``).
+
+        The face space is built from the checkpoint's ``space`` (name and settings; a
+        checkpoint without one, written before spaces had settings, gets the config's space,
+        i.e. ``BlendshapeSpace``), then every tensor, the space's persistent state included,
+        loads from ``state_dict``.
+
+        Raises:
+            DataError: the space cannot be built, or the weights do not fit the model.
+        """
         cfg = dict(blob["config"])
         cfg["audio_encoder"] = blob["audio_encoder"]
-        recipe = cls(config_from(cls.Config, cfg, source), audio_model_dir=audio_model_dir,
+        described = blob.get("space")
+        space = None
+        if isinstance(described, dict) and described.get("name"):
+            space = build_space(described["name"], described.get("settings") or {})
+            cfg["space"] = described["name"]
+        recipe = cls(config_from(cls.Config, cfg, source), space=space, audio_model_dir=audio_model_dir,
                      asr_model_dir=asr_model_dir)
         missing, unexpected = recipe.load_state_dict(blob["state_dict"], strict=False)
-        missing = [k for k in missing if not k.startswith("space.")]
         if missing or unexpected:
             raise DataError(f"{source}: weights do not match the model (missing {missing[:5]}, "
                             f"unexpected {unexpected[:5]})")

@@ -1,8 +1,10 @@
 """The training loop shared by all recipes, on Lightning (CPU, one GPU or many).
 
-``train`` caches audio features, computes normalisation statistics, streams 2·T_w windows,
-keeps an EMA of the weights, validates, writes ``out/last.ckpt`` (resumable) and exports
-the EMA model as the one-file facemotion checkpoint ``out/model.pt``.
+``train`` caches audio features (or, for a trainable audio encoder, streams waveform windows
+that the encoder turns into features inside the training step), fits the normaliser on the
+training clips (streamed), streams 2·T_w windows, keeps an EMA of the weights (``diffusers``),
+validates, writes ``out/last.ckpt`` (resumable) and exports the EMA model as the one-file
+facemotion checkpoint ``out/model.pt``.
 """
 
 from __future__ import annotations
@@ -12,39 +14,48 @@ import json
 import os
 from pathlib import Path
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from facemotion.data.features import cache_features
 from facemotion.data.native import read_manifest
 from facemotion.data.windows import MotionWindows, dataset_statistics, fixed_windows
-from facemotion.errors import DataError
+from facemotion.errors import DataError, require
 from facemotion.recipes.base import Recipe, config_from, describe
+
+L = require("lightning", "facemotion train")  # the train extra
 
 
 class RecipeModule(L.LightningModule):
     """Lightning wrapper of any recipe: phases, Adam with per-phase warm-up, EMA, validation.
 
-    The EMA copy (``ema``) follows the trained parameters with decay
-    ``min(ema_decay, (1 + k) / (10 + k))``; parameters frozen in the current phase are copied
-    instead, so a frozen module (e.g. the style encoder) is exactly the one the rest was
-    trained with. Validation runs on the EMA model.
+    The EMA copy (``ema``, a recipe) follows the trained parameters through ``diffusers``'
+    ``EMAModel`` with decay ``min(ema_decay, (1 + k) / (10 + k))`` at update ``k`` ≥ 1 (0 at the
+    first update: a plain copy); parameters frozen in the current phase are copied instead,
+    so a frozen module (e.g. the style encoder) is exactly the one the rest was trained with,
+    and buffers (normalisation statistics) are copied. Validation runs on the EMA model, which
+    is what ``train`` exports.
+
+    A trainable audio encoder (``AudioEncoder.is_trainable``) gets batches of waveform windows
+    (``wave``) and encodes them here, inside the training graph (:func:`with_audio_features`).
     """
 
     def __init__(self, recipe: Recipe):
         super().__init__()
+        from diffusers.training_utils import EMAModel
+
         self.recipe = recipe
         self.ema = copy.deepcopy(recipe).requires_grad_(False)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.ema_model = EMAModel(self.ema.parameters(), decay=recipe.config.ema_decay)
+        # its shadow parameters are the EMA recipe's own, updated in place (saved in last.ckpt with it)
+        self.ema_model.shadow_params = list(self.ema.parameters())
 
     def training_step(self, batch, batch_idx):
         """One optimiser step's loss: the recipe's ``training_loss`` in its current phase
         (batch of 2·T_w windows, see ``data.windows``); logs every weighted term."""
         phase = self.recipe.set_phase(self.global_step)
-        loss, terms = self.recipe.training_loss(batch)
+        loss, terms = self.recipe.training_loss(with_audio_features(self.recipe, batch))
         self.log("loss", loss, prog_bar=True, batch_size=len(batch["length"]))
         self.log_dict({f"train/{phase}/{k}": v for k, v in terms.items()}, batch_size=len(batch["length"]))
         return loss
@@ -52,13 +63,8 @@ class RecipeModule(L.LightningModule):
     @torch.no_grad()
     def on_train_batch_end(self, outputs, batch, batch_idx):
         """Update the EMA copy after each optimiser step (decay as in the class docstring)."""
-        k = int(self.ema_updates)
-        decay = min(self.recipe.config.ema_decay, (1 + k) / (10 + k))
-        for p_ema, p in zip(self.ema.parameters(), self.recipe.parameters()):
-            if p.requires_grad:
-                p_ema.lerp_(p, 1 - decay)
-            else:
-                p_ema.copy_(p)
+        self.ema_model.optimization_step = int(self.ema_updates)  # resumed runs continue the schedule
+        self.ema_model.step(self.recipe.parameters())
         for b_ema, b in zip(self.ema.buffers(), self.recipe.buffers()):
             b_ema.copy_(b)
         self.ema_updates += 1
@@ -68,6 +74,7 @@ class RecipeModule(L.LightningModule):
         self.ema.eval()
         self.ema.phase = self.recipe.phase
         gen = torch.Generator(device="cpu").manual_seed(batch_idx)
+        batch = with_audio_features(self.ema, batch)
         metrics = self.ema.validation_metrics(batch, gen)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(batch_idx)
@@ -86,10 +93,14 @@ class RecipeModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def _collate(items: list[dict]) -> dict:
-    return {"audio": torch.stack([i["audio"] for i in items]), "motion": torch.stack([i["motion"] for i in items]),
-            "length": torch.tensor([i["length"] for i in items]), "speaker": [i["speaker"] for i in items],
-            "id": [i["id"] for i in items]}
+def with_audio_features(recipe: Recipe, batch: dict) -> dict:
+    """The batch with ``audio [B, T, C]`` features: as given when cached, else computed from
+    the waveform windows ``wave [B, N]`` (16 kHz) by the recipe's audio encoder, with autograd
+    (T = ``motion``'s frames, at the recipe's fps). Returns a new dict when it adds ``audio``."""
+    if "audio" in batch or "wave" not in batch:
+        return batch
+    frames = batch["motion"].shape[1]
+    return {**batch, "audio": recipe.audio_encoder(batch["wave"], frames, recipe.fps)}
 
 
 def _read_config(config) -> dict:
@@ -160,20 +171,27 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     train_recs, val_recs = read_manifest(data, "train"), read_manifest(data, "val")
     if not train_recs:
         raise DataError(f"{data}: no clips in the 'train' split")
-    feats = cache_features(data, train_recs + val_recs[:cfg.val_clips], model.audio_encoder, model.fps,
-                           cfg.feature_workers, audio_model_dir, progress, asr_model_dir)
+    if model.audio_encoder.is_trainable():  # fine-tuned in the training step on waveform windows
+        feats = None
+    else:
+        feats = cache_features(data, train_recs + val_recs[:cfg.val_clips], model.audio_encoder, model.fps,
+                               cfg.feature_workers, audio_model_dir, progress, asr_model_dir)
+    if getattr(model.space, "needs_fit", False):  # e.g. a PCA vertex space: basis from the training clips
+        from facemotion.data.native import load_motion
+
+        model.space.fit(load_motion(data, r) for r in train_recs)
     model.set_statistics(dataset_statistics(data, train_recs, feats, model.space), cfg.std_floor)
     module = RecipeModule(model)
     loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed),
-                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate,
+                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=default_collate,
                         persistent_workers=cfg.num_workers > 0)
     val = fixed_windows(data, val_recs, feats, model.space, model.train_frames, cfg.val_clips)
-    val_loader = DataLoader(val, batch_size=len(val) or 1, collate_fn=_collate) if val else None
-    ckpt = ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0, every_n_train_steps=cfg.ckpt_every)
+    val_loader = DataLoader(val, batch_size=len(val) or 1, collate_fn=default_collate) if val else None
+    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0, every_n_train_steps=cfg.ckpt_every)
     multi = devices not in ("auto", 1, "1") and str(devices) != "1"
     trainer = L.Trainer(max_steps=cfg.max_steps, accelerator=accelerator, devices=devices,
                         strategy="ddp_find_unused_parameters_true" if multi else "auto",
-                        default_root_dir=out, logger=CSVLogger(out, name="logs"), callbacks=[ckpt],
+                        default_root_dir=out, logger=L.pytorch.loggers.CSVLogger(out, name="logs"), callbacks=[ckpt],
                         val_check_interval=cfg.val_every if val else None, check_val_every_n_epoch=None,
                         limit_val_batches=1 if val else 0, num_sanity_val_steps=0, log_every_n_steps=10,
                         enable_progress_bar=progress, enable_model_summary=False, gradient_clip_val=1.0)

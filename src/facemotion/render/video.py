@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facemotion.errors import AudioError
 from facemotion.atomic import atomic_path
+from facemotion.errors import AudioError, require
 
 #: linear RGBA of the background, and of the skin
 BACKGROUND_RGBA = (0.86, 0.88, 0.91, 1.0)
@@ -42,9 +42,7 @@ YFOV = math.radians(25.0)
 def _pyrender():
     if "PYOPENGL_PLATFORM" not in os.environ:
         os.environ["PYOPENGL_PLATFORM"] = "osmesa" if ctypes.util.find_library("OSMesa") else "egl"
-    import pyrender
-
-    return pyrender
+    return require("pyrender", "MP4 rendering")
 
 
 def face_incidence(faces: np.ndarray, num_vertices: int):
@@ -204,7 +202,7 @@ class HeadRenderer:
         colours = self.shade(vertices)
         buffers = getattr(self._primitive, "_buffers", None)
         if buffers:
-            from OpenGL import GL
+            GL = require("OpenGL.GL", "MP4 rendering")
 
             data = np.ascontiguousarray(np.hstack([vertices, colours]), np.float32)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buffers[0])
@@ -321,7 +319,7 @@ def render_still(anim, path: str | Path, frame: int = 0, yaw_deg: float = 0.0, s
     Use ``yaw_deg=0`` for the front view and ``30`` for a three-quarter view toward the
     subject's left. ``size`` is the image width and height in pixels.
     """
-    from PIL import Image
+    Image = require("PIL.Image", "PNG rendering")
 
     mesh = rig or anim.mesh()
     path = Path(path)

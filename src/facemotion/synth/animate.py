@@ -25,6 +25,7 @@ import scipy.signal
 
 from facemotion.audio.io import SAMPLE_RATE
 from facemotion.audio.phones import VISEME_CLASSES
+from facemotion.errors import require
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from facemotion.synth.speaker import Style
 from facemotion.synth.tts import Phones
@@ -272,7 +273,7 @@ def _bump(times: np.ndarray, centre: float, rise: float, fall: float) -> np.ndar
 def pitch_accents(wave: np.ndarray, fps: float, num: int) -> np.ndarray:
     """Times (s) of pitch accents: F0 peaks (Praat autocorrelation pitch via ``parselmouth``)
     at least 1 semitone prominent, 0.3 s apart, on loud frames. Returns ``[K]`` seconds."""
-    import parselmouth
+    parselmouth = require("parselmouth", "facemotion synth")
 
     pitch = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE).to_pitch(0.01, 60.0, 500.0)
     f0 = pitch.selected_array["frequency"]

@@ -16,6 +16,7 @@ import scipy.signal
 import soxr
 
 from facemotion.audio.io import SAMPLE_RATE
+from facemotion.errors import require
 from facemotion.synth.tts import ESPEAK_VARIANTS, VOICES, Voice
 
 TEST_VOICES = ("espeak:en-gb-x-gbcwmd", "flite:rms")
@@ -129,7 +130,7 @@ def change_voice(wave: np.ndarray, formant_ratio: float, pitch_median: float, pi
         ``[round(N / speed)]`` float32 16 kHz waveform, peak-normalised to 0.9; the same
         inputs always give the same output (Praat's random generator is reseeded).
     """
-    import parselmouth
+    parselmouth = require("parselmouth", "facemotion synth")
     from parselmouth.praat import call, run
 
     # PSOLA draws random numbers: seed Praat's generator so the clip is reproducible
