@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/lipsync_realval.py --seeds 0,1,2 --ceiling
     .venv/bin/python benchmarks/lipsync_realval.py --detection --no-model
     .venv/bin/python benchmarks/lipsync_realval.py --ceiling
+    .venv/bin/python benchmarks/lipsync_realval.py --seeds 0 --no-gate
 
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
@@ -14,7 +15,8 @@ sources) find and, for the model, its closure rate on the /p b m/ that each comb
 searches found. ``--ceiling`` scores the data engine's animator (``facemotion.synth.animate``,
 the teacher of models trained on the synthetic corpus) on each search's phones and on the
 phones force-aligned from the true transcript, beside the model: model against teacher on the
-same phones, and phones against the truth. Alignments and decodings are cached (default
+same phones, and phones against the truth. The model's motion goes through the speech-activity gate
+as in ``facemotion generate`` (:func:`facemotion.face.gate.gate_motion`) unless ``--no-gate``. Alignments and decodings are cached (default
 ~/.cache/facemotion).
 """
 
@@ -30,7 +32,9 @@ import numpy as np
 from facemotion.api import EXAMPLE_SPEECH, load_animator
 from facemotion.audio.io import load_audio
 from facemotion.audio.phones import SEARCHES
+from facemotion.audio.vad import speech_activity
 from facemotion.errors import AudioError
+from facemotion.face.gate import gate_motion
 from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, CLOSED_BELOW, LipSyncReport, SegmentCache,
                                         SpeechItem, aperture_from_blendshapes, bilabial_detection,
                                         evaluate_real_speech, load_realval, viseme_baseline)
@@ -134,6 +138,8 @@ def main(argv=None) -> int:
     p.add_argument("--ceiling", action="store_true",
                    help="also the data engine's animator on each search's phones and on the true transcript's")
     p.add_argument("--no-model", action="store_true", help="not the model (only the other figures)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="the model's motion as sampled, without the speech-activity gate that `generate` applies")
     p.add_argument("--cache", type=Path, help="segment cache JSON (default ~/.cache/facemotion)")
     args = p.parse_args(argv)
 
@@ -149,12 +155,16 @@ def main(argv=None) -> int:
     if not args.no_model:
         animator = load_animator(args.model)
         fps = animator.fps
-        features = {}
+        features, activity = {}, {}
 
         def generate(path: Path, seed: int):
             if path not in features:
-                features[path] = animator.audio_features(load_audio(path))
+                wave = load_audio(path)
+                features[path] = animator.audio_features(wave)
+                activity[path] = speech_activity(wave, len(features[path]), animator.fps)
             motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio)
+            if not args.no_gate:  # as `generate` does: the mouth rests where nobody speaks
+                motion = gate_motion(motion, activity[path], animator.recipe.space.names, fps=animator.fps)
             return aperture_from_blendshapes(animator.to_animation(motion).blendshapes)
 
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
