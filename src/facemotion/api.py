@@ -101,11 +101,14 @@ class Animator:
         return float(self.recipe.fps)
 
     def audio_features(self, wave: np.ndarray):
-        """Audio features ``[T, C]`` (torch) at :attr:`fps` of a 16 kHz waveform ``[N]`` (numpy)."""
+        """Audio features ``[T, C]`` (torch) at :attr:`fps` of a 16 kHz waveform ``[N]`` (numpy);
+        audio over a minute is encoded in pieces cut in pauses (:func:`facemotion.audio.stream.encode_in_pieces`)."""
         import torch
 
+        from facemotion.audio.stream import encode_in_pieces
+
         with torch.inference_mode():
-            return self.recipe.audio_features(np.asarray(wave, np.float32))
+            return encode_in_pieces(self.recipe.audio_features, np.asarray(wave, np.float32), self.fps)
 
     def sample(self, features, seed: int, steps: int | None = None, style=None,
                w_audio: float | None = None, w_style: float | None = None) -> np.ndarray:
