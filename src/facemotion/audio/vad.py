@@ -143,10 +143,11 @@ def activity_from_segments(segments: Sequence[tuple[float, float]], num_frames: 
     activity = np.zeros(num_frames, np.float64)
     for start, end in segments:
         lo, hi = start - settings.pad_s, end + settings.pad_s
-        # signed distance into the padded stretch (positive inside), seconds
-        inside = np.minimum(t - lo, hi - t)
+        a = max(0, int(np.floor((lo - half) * fps)))   # the frames it reaches: linear in the length
+        b = min(num_frames, int(np.ceil((hi + half) * fps)) + 1)
+        inside = np.minimum(t[a:b] - lo, hi - t[a:b])  # signed distance into the padded stretch, s
         x = np.clip((inside + half) / (2.0 * half), 0.0, 1.0)
-        activity = np.maximum(activity, 0.5 - 0.5 * np.cos(np.pi * x))
+        activity[a:b] = np.maximum(activity[a:b], 0.5 - 0.5 * np.cos(np.pi * x))
     return activity.astype(np.float32)
 
 
