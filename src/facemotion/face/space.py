@@ -33,6 +33,7 @@ from torch import nn
 
 from facemotion.errors import DataError
 from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.face.lips import lip_aperture
 from facemotion.face.rig import HeadRig, load_head_rig
 from facemotion.face.rotation import euler_to_matrix
 
@@ -212,8 +213,7 @@ class FaceSpace(nn.Module):
 
     def lip_aperture(self, vertices: torch.Tensor) -> torch.Tensor:
         """Distance between the upper and lower lip midpoints: ``[..., V, 3] -> [...]`` metres."""
-        up, lo = self.lip_landmarks
-        return torch.linalg.vector_norm(vertices[..., up, :] - vertices[..., lo, :], dim=-1)
+        return lip_aperture(vertices, *self.lip_landmarks)
 
     def describe(self) -> dict:
         """``{"name": ..., "settings": ...}``: what a checkpoint or an ``.npz`` stores of the space."""

@@ -376,13 +376,14 @@ def aperture_from_blendshapes(blendshapes, rig=None) -> np.ndarray:
     Returns:
         ``[T]`` distance between the ``upper_lip_mid`` and ``lower_lip_mid`` landmarks, metres.
     """
+    from facemotion.face.lips import lip_aperture
     from facemotion.face.rig import load_head_rig
 
     rig = rig or load_head_rig()
     idx = [rig.landmarks["upper_lip_mid"], rig.landmarks["lower_lip_mid"]]
     w = np.asarray(blendshapes, dtype=np.float64)
-    pts = rig.neutral[idx][None] + np.einsum("tk,kpc->tpc", w, rig.deltas[:, idx])  # [T, 2, 3]
-    return np.linalg.norm(pts[:, 0] - pts[:, 1], axis=-1)
+    pts = rig.neutral[idx][None] + np.einsum("tk,kpc->tpc", w, rig.deltas[:, idx])  # [T, 2, 3] the two landmarks
+    return lip_aperture(pts, 0, 1)
 
 
 VISEME_RULES: dict[str, dict[str, float]] = {
