@@ -96,6 +96,28 @@ def test_no_import_cycle_between_subpackages():
     assert _cycles(_graph(lambda m: ".".join(m.split(".")[:2]))) == []
 
 
+def test_a_missing_optional_package_names_its_extra(monkeypatch):
+    import importlib.util
+
+    import numpy as np
+    import pytest
+
+    from facemotion.animation import Animation
+    from facemotion.errors import MissingExtra, require
+    from facemotion.export import check_format
+
+    with pytest.raises(MissingExtra, match=r"^X needs the optional package facemotion_nope: "
+                                           r"pip install 'facemotion\[all\]'$"):
+        require("facemotion_nope", "X")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyrender" else real(name, *a))
+    anim = Animation.from_blendshapes(np.zeros((2, 52), np.float32), np.zeros((2, 3), np.float32), 25.0)
+    check_format(anim, "npz")
+    with pytest.raises(MissingExtra, match=r"^mp4 export needs the optional package pyrender: "
+                                           r"pip install 'facemotion\[render\]'$"):
+        check_format(anim, "mp4")
+
+
 def test_entry_points_import_without_torch():
     code = ("import sys, facemotion, facemotion.cli; "
             "print(sorted(m for m in ('torch', 'numpy', 'scipy', 'lightning') if m in sys.modules))")

@@ -136,7 +136,8 @@ class MotionWindows(IterableDataset):
     Yields dicts: ``audio [frames, C]`` (cached features; or ``wave [frames · 16000 / fps]``
     float32 at 16 kHz when ``feature_dirs`` is None, for an encoder run inside the training
     step), ``motion [frames, D]`` (face-space, not normalised), ``length`` (real frames),
-    ``speaker``, ``id``. Each dataloader worker (and distributed
+    ``speaker``, ``id``. ``cache_bytes`` bounds each worker's :class:`ClipStore`. Each dataloader
+    worker (and distributed
     rank) draws from its own random stream derived from ``seed``.
     """
 
