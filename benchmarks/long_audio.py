@@ -10,7 +10,9 @@ to this repository; 6.6 min in all, repeated as needed) and animated by ``facemo
 in a subprocess (model ``default``, seed 0). While it runs, the resident memory (RSS) of the
 process and all its descendants is summed every ``--interval`` seconds (psutil when installed,
 else ``/proc``). Printed per duration: audio seconds, wall seconds, real-time factor (wall s per
-s of audio) and the peak RSS of the process tree and of the main process alone.
+s of audio), CPU seconds of the process tree and CPU s per s of audio (steadier than wall time
+on a machine others share), the peak RSS of the process tree and of the main process alone, and
+the 5-minute load average at the end (the machine's business during the run).
 
 Target (issue 12): the 60 min real-time factor within 20 % of the 1 min one, peak tree RSS
 below 3 GB and independent of the length. Shared pages (forked workers, libraries) count once
@@ -121,7 +123,9 @@ def tree_rss(pid: int) -> tuple[int, int]:
 def run_generate(wav: Path, out: Path, formats: str, model: str, interval: float, log) -> dict:
     """Run ``facemotion generate`` on ``wav`` into ``out`` and sample its memory.
 
-    Returns ``{"wall_s", "peak_tree_bytes", "peak_main_bytes", "returncode"}``.
+    Returns ``{"wall_s", "cpu_s", "peak_tree_bytes", "peak_main_bytes", "returncode"}``: wall
+    seconds, CPU seconds (user + system) of the process and the descendants it waited for, peak
+    RSS of the tree and of the process alone (bytes), exit status.
     """
     command = [sys.executable, "-m", "facemotion.cli", "generate", str(wav), "-o", str(out), "--seed", "0",
                "--formats", formats, "--model", model, "--overwrite"]
@@ -139,14 +143,15 @@ def run_generate(wav: Path, out: Path, formats: str, model: str, interval: float
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        code = proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)  # usage includes the descendants it waited for
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
     finally:
         done.set()
         if proc.poll() is None:
             proc.kill()
     sampler.join()
-    return {"wall_s": time.perf_counter() - t0, "peak_tree_bytes": peaks["tree"],
-            "peak_main_bytes": peaks["main"], "returncode": code}
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_tree_bytes": peaks["tree"], "peak_main_bytes": peaks["main"], "returncode": code}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = source_recordings(args.realval)
     print(f"speech: {len(sources)} recordings concatenated ({EXAMPLE.name} + {args.realval}); "
           f"formats: {args.formats}; model: {args.model}", flush=True)
-    header = f"{'minutes':>8} {'audio s':>9} {'wall s':>9} {'RTF':>7} {'peak tree RSS MB':>17} {'peak main RSS MB':>17}"
+    header = (f"{'minutes':>8} {'audio s':>9} {'wall s':>9} {'RTF':>7} {'CPU s':>9} {'CPU RTF':>8} "
+              f"{'peak tree RSS MB':>17} {'peak main RSS MB':>17}  load")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
@@ -177,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 wav.unlink()
             status = "" if result["returncode"] == 0 else f"  (exit {result['returncode']}, see log)"
             row = (f"{m:8g} {seconds:9.1f} {result['wall_s']:9.1f} {result['wall_s'] / seconds:7.3f} "
-                   f"{result['peak_tree_bytes'] / 2**20:17.0f} {result['peak_main_bytes'] / 2**20:17.0f}{status}")
+                   f"{result['cpu_s']:9.1f} {result['cpu_s'] / seconds:8.3f} "
+                   f"{result['peak_tree_bytes'] / 2**20:17.0f} {result['peak_main_bytes'] / 2**20:17.0f}  "
+                   f"{os.getloadavg()[1]:.1f}{status}")
             rows.append(row)
             print(row if len(rows) > 1 else header + "\n" + row, flush=True)
     if len(rows) > 1:
