@@ -12,6 +12,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
+from facemotion.face.lips import lip_aperture, lip_vertex_error
+
 
 def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred, dtype=np.float64)
@@ -26,7 +28,8 @@ def lve(pred, gt, lip_idx) -> float:
 
     Richard et al. 2021 (MeshTalk), as used by FaceFormer, CodeTalker and DiffPoseTalk (Table 1,
     in mm). FaceFormer's code takes the maximum of the *squared* error; this follows DiffPoseTalk,
-    which reports it as a length (the plain L2 norm).
+    which reports it as a length (the plain L2 norm). Computed by
+    :func:`facemotion.face.lips.lip_vertex_error` (the one LVE of the package).
 
     Args:
         pred, gt: vertices ``[T, V, 3]`` in metres.
@@ -36,9 +39,7 @@ def lve(pred, gt, lip_idx) -> float:
     Raises:
         ValueError: if the shapes differ.
     """
-    pred, gt = _pair(pred, gt)
-    err = np.linalg.norm(pred[:, lip_idx] - gt[:, lip_idx], axis=-1)  # [T, L]
-    return float(err.max(axis=1).mean())
+    return float(lip_vertex_error(*_pair(pred, gt), lip_idx))
 
 
 def mve(pred, gt) -> float:
@@ -85,7 +86,8 @@ def fdd(pred, gt, upper_idx, template) -> float:
 
 
 def mouth_aperture(vertices, upper_idx, lower_idx) -> np.ndarray:
-    """Mouth opening per frame: distance between paired upper- and lower-lip vertices, averaged.
+    """Mouth opening per frame: distance between paired upper- and lower-lip vertices, averaged
+    (:func:`facemotion.face.lips.lip_aperture`, the one lip aperture of the package).
 
     Args:
         vertices: ``[T, V, 3]`` in metres.
@@ -94,10 +96,7 @@ def mouth_aperture(vertices, upper_idx, lower_idx) -> np.ndarray:
     Returns:
         ``[T]`` metres.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    up = v[:, np.atleast_1d(upper_idx)]
-    low = v[:, np.atleast_1d(lower_idx)]
-    return np.linalg.norm(up - low, axis=-1).mean(axis=1)
+    return lip_aperture(np.asarray(vertices, dtype=np.float64), upper_idx, lower_idx)
 
 
 def mod(pred, gt, upper_idx, lower_idx) -> float:
@@ -204,3 +203,53 @@ def sample_diversity(space, motions) -> dict[str, float]:
         expr = space.expression_vertices(motions, space.upper_face_indices)
         pose = space.head_pose(motions)
     return {"expression": diversity(expr.cpu().numpy()), "head_pose": diversity(pose.cpu().numpy())}
+
+
+def seam_ratio(samples, boundaries, width: int = 2) -> float:
+    """Seam ratio of motion generated window by window: the mean frame-to-frame change at the
+    window boundaries over the mean change elsewhere (1.0 = seamless; a jump at every hand-over
+    gives > 1).
+
+    The change at frame ``t`` is ``|x_t - x_{t-1}|`` (L2 over the trailing dimensions). Frames
+    ``b .. b + width - 1`` of every boundary ``b`` count as "at the boundary"; frames 1 .. T-1 not
+    among them as "elsewhere". Measured for facemotion's long-audio issue (a jump of about two
+    frames where DiffPoseTalk's autoregressive windows hand over, §3.2.1).
+
+    Args:
+        samples: ``[K, T, ...]`` motion of K samples, any unit.
+        boundaries: frame indices where a new window starts (``0 < b < T``; others are ignored).
+        width: frames per boundary that count as the seam.
+    Returns:
+        the ratio (unitless), NaN when there is no boundary inside ``(0, T)``.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    x = x.reshape(x.shape[0], x.shape[1], -1)
+    change = np.linalg.norm(np.diff(x, axis=1), axis=-1)  # [K, T-1], change[:, t-1] = |x_t - x_{t-1}|
+    seam = np.zeros(x.shape[1], dtype=bool)
+    for b in boundaries:
+        seam[max(int(b), 1):min(int(b) + width, x.shape[1])] = True
+    seam = seam[1:]
+    if not seam.any() or seam.all():
+        return float("nan")
+    return float(change[:, seam].mean() / max(change[:, ~seam].mean(), 1e-12))
+
+
+def seam_ratios(space, motions, boundaries, width: int = 2) -> dict[str, float]:
+    """Seam ratio (:func:`seam_ratio`) of expression and of head pose for K motions of one input.
+
+    Args:
+        space: a :class:`facemotion.face.space.FaceSpace`.
+        motions: ``[K, T, D]`` torch tensor in that space.
+        boundaries: frames where a window starts.
+    Returns:
+        ``{"expression": ratio of the lip and upper-face vertex change (zero head pose),
+        "head_pose": ratio of the head speed (radians per frame)}``.
+    """
+    import torch
+
+    with torch.no_grad():
+        index = torch.cat([space.lip_indices, space.upper_face_indices])
+        expr = space.expression_vertices(motions, index)
+        pose = space.head_pose(motions)
+    return {"expression": seam_ratio(expr.cpu().numpy(), boundaries, width),
+            "head_pose": seam_ratio(pose.cpu().numpy(), boundaries, width)}
