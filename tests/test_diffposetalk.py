@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facemotion import losses
-from facemotion.errors import DataError
+from facemotion.errors import DataError, FacemotionError
 from facemotion.recipes import load_checkpoint
 from facemotion.recipes.base import config_from
 from facemotion.recipes.diffposetalk import DiffPoseTalk, DiffPoseTalkConfig
@@ -53,12 +53,22 @@ def test_sample_contract_and_second_window_conditioning():
     r.denoiser.forward = spy
     feats = torch.randn(237, r.audio_encoder.dim)
     style = r.encode_style(torch.rand(130, r.space.dim))
-    out = r.sample(feats, num_samples=2, style=style, generator=torch.Generator().manual_seed(0), steps=3)
+    out = r.sample(feats, num_samples=2, style=style, generator=torch.Generator().manual_seed(0), steps=3,
+                   overlap=0, crossfade=False)
     assert out.shape == (2, 237, r.space.dim) and torch.isfinite(out).all()
     assert style.shape == (r.config.style_dim,)
     assert seen[0] is None and len(seen) == 9  # 3 windows × 3 steps, all branches in one forward
     assert seen[3].shape[0] == 2 * 3  # samples × guidance branches
     torch.testing.assert_close(seen[3][:2], r.normalise(out[:, 90:100]))
+    # the default: windows start 10 frames early (0, 90, 180) and are cross-faded over them
+    seen.clear()
+    faded = r.sample(feats, num_samples=2, style=style, generator=torch.Generator().manual_seed(0), steps=3)
+    assert faded.shape == out.shape and len(seen) == 9 and r.window_boundaries(237) == ([90, 180], 12)
+    torch.testing.assert_close(seen[3][:2], r.normalise(faded[:, 80:90]))  # before the cross-fade
+    torch.testing.assert_close(faded[:, :90], out[:, :90])  # window 1 is the same sample
+    assert not torch.allclose(faded[:, 90:100], out[:, 90:100])
+    with pytest.raises(FacemotionError):
+        r.sample(feats, overlap=91)  # no room for the previous frames
 
 
 def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
@@ -67,7 +77,8 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     path = r.save_checkpoint(tmp_path / "m.pt")
     loaded = load_checkpoint(path)
     assert not loaded.training and loaded.fps == 25.0
-    assert loaded.default_sampling == {"steps": 5, "w_audio": 1.15, "w_style": 2.5, "scheduler": "dpmsolver"}
+    assert loaded.default_sampling == {"steps": 5, "w_audio": 1.15, "w_style": 2.5, "scheduler": "dpmsolver",
+                                       "overlap": 10, "crossfade": True}
     feats = torch.randn(30, r.audio_encoder.dim)
     a = r.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))
     b = loaded.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))

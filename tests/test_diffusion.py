@@ -3,9 +3,13 @@
 import pytest
 import torch
 
+from facemotion.errors import FacemotionError
+
 from facemotion.diffusion.guidance import guided_output
 from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted_x0, sample_loop
-from facemotion.diffusion.windows import autoregressive_windows, window_slice
+from facemotion.diffusion.windows import (autoregressive_windows, overlapped_windows, receding_horizon,
+                                         window_boundaries, window_slice)
+from facemotion.metrics.motion import seam_ratio
 
 BRANCHES = ({"audio", "style"}, {"style"}, set())
 
@@ -69,16 +73,120 @@ def test_noise_and_x0_conversion_are_inverse():
 def test_windows_give_exact_length_and_chain_previous_frames():
     seen = []
 
-    def sample_window(start, valid, prev):
-        seen.append((start, valid, None if prev is None else prev.clone()))
+    def sample_window(start, valid, prev, known):
+        seen.append((start, valid, None if prev is None else prev.clone(), known))
         return torch.arange(start, start + 100, dtype=torch.float32).view(1, 100, 1) + 1000 * len(seen)
 
     out = autoregressive_windows(sample_window, 237, 100, 10)
     assert out.shape == (1, 237, 1)
-    assert [(s, v) for s, v, _ in seen] == [(0, 100), (100, 100), (200, 37)]
-    assert seen[0][2] is None
+    assert [(s, v) for s, v, _, _ in seen] == [(0, 100), (100, 100), (200, 37)]
+    assert seen[0][2] is None and all(k is None for *_, k in seen)
     torch.testing.assert_close(seen[1][2], out[:, 90:100])  # last 10 frames of window 1
     torch.testing.assert_close(seen[2][2], out[:, 190:200])
+    assert window_boundaries(237, 100) == [100, 200]
+
+
+def test_overlapping_windows_hold_or_crossfade_the_shared_frames():
+    seen = []
+
+    def sample_window(start, valid, prev, known):
+        seen.append((start, valid, prev, known))
+        return torch.full((1, 100, 1), float(len(seen)))
+
+    held = autoregressive_windows(sample_window, 237, 100, 10, overlap=20)
+    starts = [s for s, *_ in seen]
+    assert starts == [0, 80, 160] == [0] + window_boundaries(237, 100, 20)
+    assert held.shape == (1, 237, 1) and seen[1][3].shape == (1, 20, 1)
+    torch.testing.assert_close(seen[1][2], held[:, 70:80])  # prev: the frames before the overlap
+    seen.clear()
+    faded = autoregressive_windows(sample_window, 237, 100, 10, overlap=20, crossfade=True)
+    assert all(k is None for *_, k in seen)
+    assert faded[0, 79, 0] == 1 and faded[0, 100, 0] == 2 and 1 < faded[0, 90, 0] < 2
+    assert (faded[0, 80:101, 0].diff() > 0).all()  # a monotone ramp from window 1 to window 2
+    with pytest.raises(ValueError):
+        autoregressive_windows(sample_window, 237, 100, 10, overlap=100)
+
+
+def test_overlapped_windows_batch_every_window_and_crossfade():
+    calls = []
+
+    def sample_windows(starts, window):
+        calls.append(list(starts))
+        return torch.stack([torch.full((2, window, 3), float(i)) for i in range(len(starts))])
+
+    out = overlapped_windows(sample_windows, 250, 100, 20)
+    assert calls == [[0, 80, 160]] and out.shape == (2, 250, 3)  # one batched call
+    assert out[0, 79, 0] == 0 and out[0, 100, 0] == 1 and out[0, 249, 0] == 2
+    assert (out[0, 80:100, 0].diff() > 0).all()
+
+
+def test_receding_horizon_keeps_action_steps_and_passes_observations():
+    seen = []
+
+    def sample_horizon(t, obs):
+        seen.append((t, None if obs is None else obs[0, :, 0].tolist()))
+        return (t - 1 + torch.arange(4, dtype=torch.float32)).view(1, 4, 1)  # frame t + k at k + 1
+
+    out = receding_horizon(sample_horizon, 7, horizon=4, n_obs_steps=2, n_action_steps=2)
+    assert out[0, :, 0].tolist() == list(range(7))
+    assert seen == [(0, None), (2, [0.0, 1.0]), (4, [2.0, 3.0]), (6, [4.0, 5.0])]
+    with pytest.raises(ValueError):
+        receding_horizon(sample_horizon, 7, horizon=2, n_obs_steps=2, n_action_steps=2)
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpmsolver"])
+def test_inpainting_holds_known_frames_exactly_and_follows_the_model_elsewhere(name):
+    """Known frames are held exactly; the others come out as the (audio-following) model says."""
+    sched = make_scheduler(name, 500, "sample")
+    audio = torch.linspace(-1, 1, 12).view(1, 12, 1).repeat(2, 1, 2)  # the "audio" the model follows
+    known = torch.randn(2, 12, 2, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 12, 1, dtype=torch.bool)
+    mask[:, :4] = True
+    seen_known = []
+
+    def model(x_t, n):  # predicts x0 = audio, and records what it saw on the known frames
+        seen_known.append(x_t[:, :4].clone())
+        return audio
+
+    out = sample_loop(sched, model, (2, 12, 2), 10 if name != "ddpm" else 50, torch.Generator().manual_seed(0),
+                      condition_data=known, condition_mask=mask)
+    assert torch.equal(out[:, :4], known[:, :4])
+    torch.testing.assert_close(out[:, 4:], audio[:, 4:], atol=2e-3, rtol=0)
+    # at the last step the known frames the model sees are nearly clean (noised to the step's level)
+    assert (seen_known[-1] - known[:, :4]).abs().max() < (seen_known[0] - known[:, :4]).abs().max()
+
+
+def test_partial_edit_strength_and_per_sample_generators():
+    sched = make_scheduler("ddim", 500, "sample")
+    data = torch.ones(3, 8, 1)
+
+    def trusting(x_t, n):  # takes x_t at face value: x0 = x_t / sqrt(abar_n)
+        return x_t / sched.alphas_cumprod[n].view(-1, 1, 1).sqrt()
+
+    light = sample_loop(sched, trusting, (3, 8, 1), 20, torch.Generator().manual_seed(0),
+                        condition_data=data, strength=0.1)
+    full = sample_loop(sched, trusting, (3, 8, 1), 20, torch.Generator().manual_seed(0),
+                       condition_data=data, strength=1.0)
+    assert (light - data).abs().mean() < 0.1 < (full - data).abs().mean()  # a light edit stays near
+    with pytest.raises(FacemotionError):
+        sample_loop(sched, trusting, (3, 8, 1), 20, strength=0.5)  # a partial edit needs data
+    # per-sample generators: sample i does not depend on the batch it is drawn in
+    sched = make_scheduler("ddpm", 500, "sample")
+    noisy = lambda x_t, n: x_t * 0.5  # noqa: E731  (ancestral noise reaches the result)
+    batch = sample_loop(sched, noisy, (3, 5, 2), 20, [torch.Generator().manual_seed(s) for s in (7, 8, 9)])
+    alone = sample_loop(sched, noisy, (1, 5, 2), 20, [torch.Generator().manual_seed(8)])
+    torch.testing.assert_close(batch[1:2], alone)
+
+
+def test_seam_ratio_by_hand():
+    x = torch.zeros(1, 10, 1)
+    x[0, :, 0] = torch.tensor([0, 1, 2, 3, 4, 8, 9, 10, 11, 12], dtype=torch.float32)
+    # changes 1 everywhere except 4 into frame 5: boundary 5, width 1 -> 4 / 1
+    assert seam_ratio(x.numpy(), [5], width=1) == pytest.approx(4.0)
+    # width 2: frames 5, 6 -> (4 + 1) / 2 over 1
+    assert seam_ratio(x.numpy(), [5], width=2) == pytest.approx(2.5)
+    assert seam_ratio(torch.arange(10.0).view(1, 10, 1).numpy(), [5]) == pytest.approx(1.0)
+    assert seam_ratio(x.numpy(), [20]) != seam_ratio(x.numpy(), [20])  # NaN: no boundary inside
 
 
 def test_window_slice_pads_outside_the_clip():
