@@ -11,18 +11,16 @@ from facemotion import api
 from facemotion.api import Animator
 from facemotion.cli import main
 from facemotion.errors import AudioError, DataError
+from facemotion.face.space import default_blendshape_space
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cmu_arctic_slt_a0009.wav"
 
 
-class FakeSpace:
-    dim = 55
-
-
 class FakeRecipe:
-    """Honours the recipe contract: features follow the audio, motion follows the generator."""
+    """Honours the recipe contract: features follow the audio, motion follows the generator
+    (one, or one per sample)."""
 
-    space = FakeSpace()
+    space = default_blendshape_space()
     fps = 25.0
     default_sampling = {"steps": 2, "w_audio": 1.0, "w_style": 1.0, "scheduler": "ddim"}
 
@@ -32,7 +30,9 @@ class FakeRecipe:
 
     def sample(self, features, num_samples=1, style=None, steps=None, w_audio=None, w_style=None,
                generator=None):
-        noise = torch.rand(num_samples, len(features), 55, generator=generator) * 0.1
+        gens = generator if isinstance(generator, list) else [generator] * num_samples
+        assert len(gens) == num_samples
+        noise = torch.cat([torch.rand(1, len(features), 55, generator=g) for g in gens]) * 0.1
         return noise + features[None] * (0.0 if style is None else float(style.sum()))
 
     def encode_style(self, motion):
@@ -45,9 +45,9 @@ def animator():
 
 
 def test_generate_is_reproducible_from_the_seed(animator):
-    a = animator.generate(EXAMPLE, seed=7)
-    b = animator.generate(EXAMPLE, seed=7)
-    c = animator.generate(EXAMPLE, seed=8)
+    a, = animator.generate(EXAMPLE, seed=7)            # always a list, one Animation per sample
+    b, = animator.generate(EXAMPLE, seed=7)
+    c, = animator.generate(EXAMPLE, seed=8)
     assert a.seed == 7 and a.fps == 25.0 and a.audio == EXAMPLE
     assert a.num_frames == round(sf.info(EXAMPLE).duration * 25)
     assert a.blendshapes.shape == (a.num_frames, 52) and a.head_rotation.shape == (a.num_frames, 3)
@@ -55,9 +55,10 @@ def test_generate_is_reproducible_from_the_seed(animator):
     assert not np.allclose(a.blendshapes, c.blendshapes)
     several = animator.generate(EXAMPLE, seed=7, num_samples=2)
     assert [s.seed for s in several] == [7, 8]
-    np.testing.assert_array_equal(several[1].head_rotation, c.head_rotation)
-    drawn = animator.generate(EXAMPLE)
-    again = animator.generate(EXAMPLE, seed=drawn.seed)
+    np.testing.assert_array_equal(several[1].head_rotation, c.head_rotation)   # seed + i, batched
+    np.testing.assert_array_equal(several[0].motion, a.motion)
+    drawn, = animator.generate(EXAMPLE)
+    again, = animator.generate(EXAMPLE, seed=drawn.seed)
     np.testing.assert_array_equal(drawn.blendshapes, again.blendshapes)
 
 
@@ -100,11 +101,11 @@ def test_identity_from_a_seed_or_a_file(animator, tmp_path, monkeypatch, capsys)
     from facemotion.face.rig import load_head_rig
 
     rig = load_head_rig()
-    a = animator.generate(EXAMPLE, seed=1, identity=5)
-    b = animator.generate(EXAMPLE, seed=1, identity=np.asarray(a.identity[:10]))
+    a, = animator.generate(EXAMPLE, seed=1, identity=5)
+    b, = animator.generate(EXAMPLE, seed=1, identity=np.asarray(a.identity[:10]))
     assert a.identity.shape == (len(rig.identity_names),)
     np.testing.assert_array_equal(a.blendshapes, b.blendshapes)          # the motion is the same
-    va, vb, v0 = a.vertices()[0], b.vertices()[0], animator.generate(EXAMPLE, seed=1).vertices()[0]
+    va, vb, v0 = a.vertices()[0], b.vertices()[0], animator.generate(EXAMPLE, seed=1)[0].vertices()[0]
     assert va.shape == v0.shape and np.abs(va - v0).max() > 0.002 and np.abs(va - vb).max() > 1e-4
     monkeypatch.setattr(api, "load_animator", lambda model, *model_dirs: animator)
     coeffs = tmp_path / "face.npy"
@@ -169,9 +170,9 @@ def test_tiny_diffposetalk_checkpoint_end_to_end(tmp_path):
                                 style_heads=2, steps=2)
     checkpoint = DiffPoseTalk(config).save_checkpoint(tmp_path / "tiny.pt")
     animator = Animator.from_checkpoint(checkpoint)
-    a = animator.generate(EXAMPLE, seed=1)
-    b = animator.generate(EXAMPLE, seed=1)
-    c = animator.generate(EXAMPLE, seed=2)
+    a, = animator.generate(EXAMPLE, seed=1)
+    b, = animator.generate(EXAMPLE, seed=1)
+    c, = animator.generate(EXAMPLE, seed=2)
     assert a.num_frames == round(sf.info(EXAMPLE).duration * animator.fps)
     np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
     np.testing.assert_array_equal(a.head_rotation, b.head_rotation)
@@ -179,8 +180,12 @@ def test_tiny_diffposetalk_checkpoint_end_to_end(tmp_path):
     clip = a.save(tmp_path, ["npz"], stem="clip")["npz"]
     style = animator.extract_style(clip)
     assert style.shape == (8,) and np.isfinite(style).all()
-    styled = animator.generate(EXAMPLE, seed=1, style=style, w_style=2.0)
+    styled, = animator.generate(EXAMPLE, seed=1, style=style, w_style=2.0)
     assert styled.blendshapes.shape == a.blendshapes.shape
+    batch = animator.generate(EXAMPLE, seed=1, num_samples=3)  # one batched pass, a generator per sample
+    assert [r.seed for r in batch] == [1, 2, 3]
+    np.testing.assert_allclose(batch[0].motion, a.motion, atol=1e-5)
+    np.testing.assert_allclose(batch[1].motion, c.motion, atol=1e-5)
 
 
 def test_default_model_speaks_the_example(capsys):

@@ -3,7 +3,7 @@
 
 >>> from facemotion import Animator
 >>> anim = Animator.from_pretrained("default")
->>> res = anim.generate("speech.wav", seed=0)        # an Animation
+>>> res = anim.generate("speech.wav", seed=0)[0]     # a list of Animations, one per sample
 >>> res.save("out/", formats=["npz", "glb", "csv"])
 """
 
@@ -22,11 +22,13 @@ import numpy as np
 from facemotion.animation import Animation
 from facemotion.errors import DataError, FacemotionError
 
-BLENDSHAPE_DIM = 55
-"""Width of a BlendshapeSpace motion: 52 ARKit weights, then pitch, yaw, roll (radians)."""
-
 EXAMPLE_SPEECH = Path(__file__).resolve().parents[2] / "examples" / "cmu_arctic_slt_a0009.wav"
 """The CMU ARCTIC example recording of a source checkout (used by ``facemotion bench``)."""
+
+
+DEFAULT_GENERATE_FORMATS = "npz,glb,csv,usd,mp4"
+"""``facemotion generate``'s formats unless ``--formats`` is given (for a model whose face space
+has no blendshapes, the blendshape formats glb, csv and usd are left out)."""
 
 
 def draw_seed() -> int:
@@ -38,7 +40,8 @@ class Animator:
     """Speech in, :class:`~facemotion.animation.Animation` out, with a trained recipe.
 
     Build it with :meth:`from_pretrained` (a model shipped in the package) or
-    :meth:`from_checkpoint` (a file written by ``facemotion train``).
+    :meth:`from_checkpoint` (a file written by ``facemotion train``). Any face space works:
+    results are :class:`~facemotion.animation.Animation` s in the model's space.
 
     Attributes:
         recipe: the loaded recipe (``space``, ``fps``, ``default_sampling``, ``audio_features``,
@@ -49,9 +52,6 @@ class Animator:
     def __init__(self, recipe, checkpoint: Path | None = None):
         self.recipe = recipe
         self.checkpoint = checkpoint
-        if recipe.space.dim != BLENDSHAPE_DIM:
-            raise DataError(f"{checkpoint}: the model's face space ({type(recipe.space).__name__}, "
-                            f"D={recipe.space.dim}) is not the ARKit blendshape space (D=55)")
 
     @classmethod
     def from_pretrained(cls, name: str = "default", audio_model_dir: str | Path | None = None,
@@ -110,37 +110,54 @@ class Animator:
         with torch.inference_mode():
             return encode_in_pieces(self.recipe.audio_features, np.asarray(wave, np.float32), self.fps)
 
-    def sample(self, features, seed: int, steps: int | None = None, style=None,
+    @property
+    def space(self):
+        """The model's face space (:class:`facemotion.face.space.FaceSpace`)."""
+        return self.recipe.space
+
+    def sample(self, features, seed, steps: int | None = None, style=None,
                w_audio: float | None = None, w_style: float | None = None) -> np.ndarray:
-        """One motion ``[T, 55]`` (numpy) for features ``[T, C]``, fully determined by ``seed``."""
+        """Motions for features ``[T, C]`` in one batched pass, each fully determined by its seed.
+
+        Args:
+            features: audio features ``[T, C]`` (torch, from :meth:`audio_features`).
+            seed: an ``int`` (one motion ``[T, D]``) or a sequence of S ints (``[S, T, D]``):
+                sample ``i`` is drawn with its own ``torch.Generator`` seeded ``seed[i]``, so it
+                is the same whichever batch it is drawn in.
+            steps, style, w_audio, w_style: see :meth:`generate`.
+        Returns:
+            numpy float32 ``[T, D]`` (int seed) or ``[S, T, D]`` (seeds), face-space motion.
+        """
         import torch
 
-        generator = torch.Generator().manual_seed(int(seed))
+        seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
         if style is not None:
             style = torch.as_tensor(np.asarray(style, np.float32))
         with torch.inference_mode():
-            motion = self.recipe.sample(features, num_samples=1, style=style, steps=steps,
-                                        w_audio=w_audio, w_style=w_style, generator=generator)
-        return motion[0].float().cpu().numpy()
+            motion = self.recipe.sample(features, num_samples=len(seeds), style=style, steps=steps,
+                                        w_audio=w_audio, w_style=w_style,
+                                        generator=generators[0] if len(generators) == 1 else generators)
+        motion = motion.float().cpu().numpy()
+        return motion[0] if isinstance(seed, (int, np.integer)) else motion
 
     def to_animation(self, motion: np.ndarray, audio: Path | None = None,
                      seed: int | None = None, identity: np.ndarray | None = None) -> Animation:
-        """Wrap a BlendshapeSpace motion ``[T, 55]`` as an Animation (weights clipped to [0, 1])
-        on the built-in head with ``identity [K]`` (None: the mean face)."""
-        from facemotion.face.space import BlendshapeSpace
-
-        blendshapes, head_rotation = BlendshapeSpace.split(motion)
-        return Animation(np.clip(blendshapes, 0.0, 1.0), head_rotation, self.fps, audio=audio, seed=seed,
-                         identity=identity)
+        """Wrap a motion ``[T, D]`` of the model's space as an Animation (brought into the space's
+        valid range by ``space.constrain``: blendshape weights clipped to [0, 1]), with the shape
+        input ``identity`` (None: the mean face; see :meth:`generate`)."""
+        return Animation(self.space.constrain(np.asarray(motion, np.float32)), self.space, self.fps,
+                         audio=audio, seed=seed, identity=identity)
 
     def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
                  num_samples: int = 1, steps: int | None = None, style=None,
                  w_audio: float | None = None, w_style: float | None = None,
-                 identity=None) -> Animation | list[Animation]:
-        """Animate speech.
+                 identity=None) -> list[Animation]:
+        """Animate speech: ``num_samples`` animations drawn in one batched pass.
 
-        Sample ``i`` is drawn with seed ``seed + i`` on its own, so any sample of a run can be
-        repeated exactly with ``generate(audio, seed=seed + i)``.
+        Sample ``i`` is drawn with its own generator seeded ``seed + i``, so any sample of a run
+        can be repeated with ``generate(audio, seed=seed + i)[0]`` (the same up to floating-point
+        rounding of the batched network, ~1e-6).
 
         Args:
             audio: speech file (any format :func:`facemotion.audio.io.load_audio` reads) or a
@@ -151,15 +168,19 @@ class Animator:
             style: style vector ``[d_s]`` (from :meth:`extract_style`), or None for the
                 unconditional style.
             w_audio, w_style: classifier-free guidance scales (DiffPoseTalk eq. 10).
-            identity: the face shape, shared by every sample: None (the mean face), an ``int``
-                seed (coefficients drawn ~ N(0, 1)) or ``[K]`` coefficients of the built-in
-                head's identity modes (:meth:`facemotion.face.rig.HeadRig.identity_coefficients`).
+            identity: the face shape, shared by every sample (the space's shape input,
+                ``space.shape_coefficients``): None (the mean face); for the blendshape space an
+                ``int`` seed (coefficients drawn ~ N(0, 1)) or ``[K]`` coefficients of the
+                built-in head's identity modes
+                (:meth:`facemotion.face.rig.HeadRig.identity_coefficients`); for a vertex space a
+                template offset ``[V, 3]`` metres.
         Returns:
-            an :class:`Animation` (``blendshapes [T, 52]``, ``head_rotation [T, 3]`` radians,
-            ``fps``, ``audio``, ``seed``, ``identity``) when ``num_samples == 1``, else a list.
+            a list of ``num_samples`` :class:`Animation` s (``motion [T, D]`` in the model's
+            space, ``fps``, ``audio``, ``seed``, ``identity``; ``blendshapes [T, 52]`` and
+            ``head_rotation [T, 3]`` radians for the blendshape space).
         Raises:
             AudioError: the speech file is missing, not audio, empty or too short.
-            FacemotionError: ``num_samples < 1`` or a malformed ``identity``.
+            FacemotionError: ``num_samples < 1`` or an ``identity`` the space cannot take.
         """
         from facemotion.audio.io import load_audio
 
@@ -167,45 +188,45 @@ class Animator:
         if isinstance(audio, (str, os.PathLike)):
             path = Path(audio)
             audio = load_audio(path)
-        results = self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity)
-        return results[0] if num_samples == 1 else results
+        return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity)
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
                   identity=None) -> list[Animation]:
         from facemotion.audio.vad import detect_speech
         from facemotion.face.gate import gate_motion
-        from facemotion.face.rig import load_head_rig
-
         if num_samples < 1:
             raise FacemotionError(f"num_samples must be >= 1, got {num_samples}")
         try:
-            identity = load_head_rig().identity_coefficients(identity)
+            identity = self.space.shape_coefficients(identity)
         except ValueError as exc:
             raise FacemotionError(str(exc)) from exc
         seed = draw_seed() if seed is None else int(seed)
         features = self.audio_features(wave)
         activity = detect_speech(wave, len(features), self.fps, path)  # the mouth rests where nobody speaks
-        return [self.to_animation(gate_motion(self.sample(features, seed + i, steps, style, w_audio, w_style),
-                                              activity, self.recipe.space.names, fps=self.fps),
-                                  path, seed + i, identity) for i in range(num_samples)]
+        seeds = [seed + i for i in range(num_samples)]
+        motions = self.sample(features, seeds, steps, style, w_audio, w_style)
+        return [self.to_animation(gate_motion(motion, activity, self.recipe.space.names, fps=self.fps),
+                                  path, s, identity) for s, motion in zip(seeds, motions)]
 
     def extract_style(self, clip_npz: str | Path) -> np.ndarray:
         """Speaking-style vector of a reference motion clip (DiffPoseTalk's style encoder).
 
         Args:
-            clip_npz: animation ``.npz`` (``blendshapes [T,52]``, ``head_rotation [T,3]``,
-                ``fps``); resampled linearly to the model's fps if needed.
+            clip_npz: animation ``.npz`` in the layout of the model's space (e.g.
+                ``blendshapes [T,52]``, ``head_rotation [T,3]``, ``fps``); resampled linearly to
+                the model's fps if needed.
         Returns:
             ``[d_s]`` float32.
         Raises:
-            DataError: the clip is missing or malformed.
+            DataError: the clip is missing or malformed, or not in the model's space.
         """
         import torch
 
-        from facemotion.face.space import BlendshapeSpace
-
         clip = Animation.load(clip_npz)
-        motion = BlendshapeSpace.join(clip.blendshapes, clip.head_rotation)
+        try:
+            motion = self.space.from_arrays(clip.to_arrays())
+        except ValueError as exc:
+            raise DataError(f"{clip_npz}: not a motion of the model's {type(self.space).__name__} ({exc})") from exc
         if abs(clip.fps - self.fps) > 1e-6:
             t_new = np.arange(round(clip.duration * self.fps)) / self.fps
             t_old = np.arange(clip.num_frames) / clip.fps
@@ -213,6 +234,48 @@ class Animator:
         with torch.inference_mode():
             style = self.recipe.encode_style(torch.from_numpy(motion.astype(np.float32)))
         return style.float().cpu().numpy()
+
+
+def export_file(input: str | Path, to: str, output: str | Path | None = None,
+                audio: str | Path | None = None, with_vertices: bool = False,
+                size: int = 512, overwrite: bool = False) -> Path:
+    """Convert an animation ``.npz`` to format ``to`` (the ``facemotion export`` command; it lives
+    here, not in :mod:`facemotion.export`, which must not import :mod:`facemotion.animation`).
+
+    The output is checked first (:func:`facemotion.export.outputs.check_output`) and its folder held for the run
+    (:func:`facemotion.export.outputs.output_folder`), before the input is read.
+
+    Args:
+        input: animation ``.npz`` (see :meth:`facemotion.animation.Animation.load`).
+        to: one of :data:`facemotion.export.FORMATS`.
+        output: output path (default: :func:`facemotion.export.default_output`).
+        audio: speech to mux into an mp4 (default: the audio recorded in the ``.npz``, if any).
+        with_vertices: npz: also store vertices, faces and landmarks.
+        size: mp4 frame size in pixels.
+        overwrite: replace an existing output instead of refusing.
+
+    Returns:
+        The path written.
+
+    Raises:
+        DataError: ``input`` is missing or malformed, ``to`` is unknown or cannot express the
+            animation's space.
+        AudioError: the speech file cannot be read.
+        OutputError: the output cannot be written there, exists (without ``overwrite``), or
+            another run is writing into its folder.
+    """
+    from facemotion.export import FORMATS, default_output, write
+    from facemotion.export.outputs import check_output, output_folder
+
+    if to not in FORMATS:
+        raise DataError(f"unknown export format {to!r}; choose from {list(FORMATS)}")
+    output = Path(output) if output is not None else default_output(input, to)
+    with output_folder(output.parent):
+        check_output(output, directory=not FORMATS[to], overwrite=overwrite)
+        anim = Animation.load(input)
+        if audio is not None:
+            anim.audio = Path(audio)
+        return write(anim, to, output, with_vertices=with_vertices, size=size)
 
 
 def load_animator(model: str, audio_model_dir: str | Path | None = None,
@@ -278,10 +341,10 @@ def generate_command(args) -> int:
             existing output, or another run writing into ``args.out``. FacemotionError: bad options.
     """
     from facemotion.audio.io import load_audio
-    from facemotion.export import FORMATS, output_paths
+    from facemotion.export import BLENDSHAPE_FORMATS, FORMATS, check_format, output_paths
     from facemotion.export.outputs import check_output, output_folder
 
-    formats = _parse_formats(args.formats)
+    formats = _parse_formats(args.formats or DEFAULT_GENERATE_FORMATS)
     if args.num_samples < 1:
         raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
     identity = parse_identity(args.identity)
@@ -293,6 +356,11 @@ def generate_command(args) -> int:
                 check_output(path, directory=not FORMATS[fmt], overwrite=args.overwrite)
         wave = load_audio(args.speech)
         animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir)
+        probe = Animation(np.zeros((1, animator.space.dim), np.float32), animator.space, animator.fps)
+        if args.formats is None:  # the default formats the model's space can express
+            formats = [f for f in formats if f not in BLENDSHAPE_FORMATS or probe.provides("blendshapes")]
+        for fmt in formats:  # a format the model's space cannot take is refused before sampling
+            check_format(probe, fmt)
         style = None
         if args.style is not None:
             style = _load_style(args.style)
