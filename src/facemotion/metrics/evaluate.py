@@ -6,6 +6,9 @@ for the clip's audio (style: none, or the clip's own ground truth), and the clip
 * on the first sample, against the ground truth: LVE, MVE, FDD and MOD on zero-head-pose
   vertices (as DiffPoseTalk Table 1, where methods without head motion are scored alike; head
   pose would otherwise dominate every vertex error) and BA on the head pose;
+* on all K samples, for clips longer than one window of the recipe's sampler: the seam ratios
+  (:func:`facemotion.metrics.motion.seam_ratio`) of expression and head speed where windows
+  hand over (1.0 is seamless);
 * across the K samples (K >= 2): the diversity score of DiffPoseTalk Table 2, separately for
   the upper-face expression and the head pose (:func:`facemotion.metrics.sample_diversity`),
   and the lip aperture variation: mean over frames of the standard deviation across samples of
@@ -36,7 +39,7 @@ from facemotion.data.features import feature_dirs, load_features
 from facemotion.data.native import load_motion, read_manifest
 from facemotion.data.windows import motion_vectors
 from facemotion.errors import DataError, FacemotionError
-from facemotion.metrics.motion import beat_alignment, fdd, lve, mod, mve, sample_diversity
+from facemotion.metrics.motion import beat_alignment, fdd, lve, mod, mve, sample_diversity, seam_ratios
 
 METRICS: dict[str, tuple[str, str]] = {
     "lve_mm": ("LVE", "mm; lip vertex error, max over lip vertices, mean over frames (lower is better)"),
@@ -49,6 +52,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "aperture_std_mm": ("Aperture std", "mm; mean over frames of the std of the lip aperture across "
                                         "samples (should stay small)"),
     "aperture_mean_mm": ("Aperture mean", "mm; mean lip aperture of the samples"),
+    "seam_expression": ("Seam exp", "ratio; frame-to-frame change of the lip and upper-face vertices where "
+                                    "windows hand over, over elsewhere (1 = seamless; clips longer than "
+                                    "one window)"),
+    "seam_head": ("Seam head", "ratio; head speed where windows hand over, over elsewhere (1 = seamless)"),
 }
 """Per-clip figure → (short label, unit and meaning). Metrics on the first sample: LVE, MVE,
 FDD, MOD (zero-head-pose vertices), BA (head pose)."""
@@ -62,16 +69,19 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
+                 boundaries: tuple[list[int], int] = ([], 2)) -> dict[str, float]:
     """Figures of one clip (see :data:`METRICS`).
 
     Args:
         space: the recipe's :class:`facemotion.face.space.FaceSpace`.
         samples: ``[K, T, D]`` motions sampled for the clip's audio, K >= 1.
         gt: ``[T, D]`` ground-truth motion in the same space.
+        boundaries: (frames where the sampler's windows hand over, frames each hand-over
+            spans), as the recipe's ``window_boundaries``; for the seam ratios.
     Returns:
         dict keyed as :data:`METRICS`; diversity is NaN when K = 1, BA is NaN when the ground
-        truth has no head-motion beat.
+        truth has no head-motion beat, the seam ratios are NaN without a hand-over.
     Raises:
         ValueError: the samples and the ground truth differ in length or width.
     """
@@ -98,6 +108,8 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor) -> dict[str, fl
         "aperture_std_mm": 1e3 * float(aperture.std(axis=0).mean()),
         "aperture_mean_mm": 1e3 * float(aperture.mean()),
     }
+    seams = seam_ratios(space, samples, *boundaries)
+    out["seam_expression"], out["seam_head"] = seams["expression"], seams["head_pose"]
     if len(samples) >= 2:
         div = sample_diversity(space, samples)
         out["div_expression_mm"] = 1e3 * div["expression"]
@@ -193,7 +205,8 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
             samples = recipe.sample(feats, num_samples=num_samples, style=style, steps=steps,
                                     generator=torch.Generator().manual_seed(seed))
         clips.append({"id": str(rec["id"]), "speaker": str(rec["speaker"]), "frames": len(gt),
-                      **clip_metrics(recipe.space, samples.float(), gt.to(samples.device))})
+                      **clip_metrics(recipe.space, samples.float(), gt.to(samples.device),
+                                     recipe.window_boundaries(len(gt)))})
     speakers = sorted({c["speaker"] for c in clips})
     return {"data": str(root), "split": split, "num_clips": len(clips), "num_speakers": len(speakers),
             "speakers": speakers, "num_samples": num_samples, "seed": seed,

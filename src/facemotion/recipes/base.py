@@ -182,6 +182,11 @@ class Recipe(nn.Module):
             torch.save(blob, tmp)
         return Path(path)
 
+    def window_boundaries(self, num_frames: int) -> tuple[list[int], int]:
+        """Where the sampler's windows hand over in ``num_frames`` frames and how many frames each
+        hand-over spans (for the seam metric of ``facemotion eval``). None here: one window."""
+        return [], 2
+
     def untrained_parts(self) -> list[str]:
         """Parts of the model that this config never trains, so they must come from ``init_from``
         (e.g. a fine-tuning config that skips a pre-training phase). Empty here."""
