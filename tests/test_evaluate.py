@@ -79,14 +79,17 @@ def test_clip_metrics_identical_samples_and_perfect_prediction(tiny):
     assert moved["mve_mm"] > 0 and moved["lve_mm"] == pytest.approx(0.0, abs=1e-6)
     assert math.isnan(moved["div_expression_mm"]) and math.isnan(moved["div_head_pose_deg"])
     assert math.isnan(moved["seam_expression"])  # no window hand-over given
-    half = len(gt) // 2
-    jump = gt.clone()
-    jump[half:, 0] += 0.5  # the upper face jumps where a window would hand over
-    jump[half:, -2] += 0.1  # and the head turns at once (yaw, radians)
-    smooth = clip_metrics(space, gt[None], gt, ([half], 2))
-    seams = clip_metrics(space, jump[None], gt, ([half], 2))
-    assert seams["seam_expression"] > smooth["seam_expression"] + 0.3
-    assert seams["seam_head"] > smooth["seam_head"] + 0.3
+    t = torch.arange(60.0)
+    wave = torch.zeros(60, gt.shape[1])
+    wave[:, 0] = 0.2 + 0.005 * t  # a steadily moving upper face (eyeBlinkLeft)
+    wave[:, -2] = 0.002 * t  # and head yaw (radians)
+    jump = wave.clone()
+    jump[30:, 0] += 0.2  # both jump where a window would hand over
+    jump[30:, -2] += 0.05
+    smooth = clip_metrics(space, wave[None], wave, ([30], 2))
+    seams = clip_metrics(space, jump[None], wave, ([30], 2))
+    assert smooth["seam_expression"] == pytest.approx(1.0, abs=1e-4) and smooth["seam_head"] == pytest.approx(1.0, abs=1e-4)
+    assert seams["seam_expression"] > 2 and seams["seam_head"] > 2
 
 
 def test_evaluate_uses_cached_features_and_rejects_bad_input(tiny, monkeypatch):
