@@ -46,9 +46,9 @@ def test_sample_contract_and_second_window_conditioning():
     seen = []
     forward = r.denoiser.forward
 
-    def spy(x, t, prev, *a, **k):
-        seen.append(None if prev is None else prev.clone())
-        return forward(x, t, prev, *a, **k)
+    def spy(x, t, cond, drop=None):
+        seen.append(cond["prev"].clone() if "prev" in cond else None)
+        return forward(x, t, cond, drop)
 
     r.denoiser.forward = spy
     feats = torch.randn(237, r.audio_encoder.dim)
@@ -130,7 +130,8 @@ def test_init_from_extends_audio_channels_without_changing_outputs():
     x, audio = torch.randn(2, 20, 7), torch.randn(2, 24, small.audio_encoder.dim)
     extra = torch.randn(2, 24, 3)
     t, style = torch.tensor([5, 300]), torch.randn(2, 16)
-    expected = small.denoiser(x, t, None, audio, style)
-    torch.testing.assert_close(wide.denoiser(x, t, None, torch.cat([audio, extra], -1), style), expected)
+    expected = small.denoiser(x, t, {"audio": audio, "style": style})
+    torch.testing.assert_close(wide.denoiser(x, t, {"audio": torch.cat([audio, extra], -1), "style": style}),
+                               expected)
     with pytest.raises(DataError, match="does not fit"):
         small.init_from(wide)

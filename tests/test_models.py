@@ -18,6 +18,11 @@ def _inputs(b=2, tw=12):
                 style=torch.randn(b, 8, generator=g))
 
 
+def _run(net, x, t, **cond):
+    """The denoiser on keyword inputs: ``x``, ``t`` and the conditions (None = absent)."""
+    return net(x, t, {k: v for k, v in cond.items() if v is not None})
+
+
 def test_alignment_mask_layout():
     m = alignment_mask(4)
     assert m.shape == (5, 4)
@@ -31,11 +36,11 @@ def test_audio_at_frame_t_only_changes_output_at_t():
     changed = {k: v.clone() for k, v in inp.items()}
     changed["audio"][:, t] += 5.0
     with torch.no_grad():
-        diff = (_denoiser()(**inp) - _denoiser()(**changed)).abs().amax(dim=(0, 2))
+        diff = (_run(_denoiser(), **inp) - _run(_denoiser(), **changed)).abs().amax(dim=(0, 2))
         assert diff[t] > 1e-3
         assert torch.all(torch.cat([diff[:t], diff[t + 1:]]) < 1e-6)
         # without the mask the change leaks into every frame
-        leak = (_denoiser(align=False)(**inp) - _denoiser(align=False)(**changed)).abs().amax(dim=(0, 2))
+        leak = (_run(_denoiser(align=False), **inp) - _run(_denoiser(align=False), **changed)).abs().amax(dim=(0, 2))
         assert (leak > 1e-4).sum() > 5
 
 
@@ -45,13 +50,13 @@ def test_first_window_uses_start_features_and_padding_is_ignored():
     other = dict(inp, prev=torch.randn(2, 3, 5), audio=torch.cat([torch.randn(2, 3, 6), inp["audio"][:, 3:]], 1))
     first = torch.tensor([True, True])
     with torch.no_grad():
-        torch.testing.assert_close(net(**inp, first=first), net(**other, first=first))
-        torch.testing.assert_close(net(**inp, first=first), net(**dict(inp, prev=None)))
+        torch.testing.assert_close(_run(net, **inp, first=first), _run(net, **other, first=first))
+        torch.testing.assert_close(_run(net, **inp, first=first), _run(net, **dict(inp, prev=None)))
         valid = torch.ones(2, 15, dtype=torch.bool)
         valid[:, 10:] = False
         padded = dict(inp, x=inp["x"].clone())
         padded["x"][:, 7:] = 100.0  # current frames 7.. are tokens 10.. (after 3 previous)
-        a, b = net(**inp, valid=valid), net(**padded, valid=valid)
+        a, b = _run(net, **inp, valid=valid), _run(net, **padded, valid=valid)
         torch.testing.assert_close(a[:, :10], b[:, :10])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
@@ -60,25 +62,31 @@ class TransformerDenoiser(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, n_layers, norm=nn.LayerNorm(d_model))
         self.out = nn.Linear(d_model, motion_dim)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, prev: torch.Tensor | None, audio: torch.Tensor,
-                style: torch.Tensor | None = None, first: torch.Tensor | None = None,
-                drop_audio: torch.Tensor | None = None, drop_style: torch.Tensor | None = None,
-                valid: torch.Tensor | None = None, shape: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor],
+                drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Predict x0 (or eps) for the previous and current frames.
 
         Args:
             x: noisy current motion X^n ``[B, T_w, D]`` (normalised); T_w may vary per call.
             t: diffusion step n ``[B]`` (long).
-            prev: clean previous motion ``[B, T_p, D]``, or None (= first window for all).
-            audio: features ``[B, T_p + T_w, C]`` (the first T_p belong to the previous frames).
-            style: ``[B, d_s]`` or None (= ∅ for all).
-            first: ``[B]`` bool, samples that are a sequence's first window (use start features).
-            drop_audio, drop_style: ``[B]`` bool, samples whose audio / style is ∅.
-            valid: ``[B, T_p + T_w]`` bool, False on padding frames (ignored as attention keys).
-            shape: β ``[B, shape_dim]`` or None.
+            cond: the conditions, by name (absent = not given):
+                ``audio`` ``[B, T_p + T_w, C]`` features (required; the first T_p belong to the
+                previous frames); ``prev`` ``[B, T_p, D]`` clean previous motion (absent: the
+                first window for every sample); ``style`` ``[B, d_s]`` (absent: ∅ for all);
+                ``first`` ``[B]`` bool, samples that are a sequence's first window (they use the
+                start features); ``valid`` ``[B, T_p + T_w]`` bool, False on padding frames
+                (ignored as attention keys); ``shape`` β ``[B, shape_dim]``.
+            drop: ``audio`` / ``style`` ``[B]`` bool, samples whose condition is replaced by ∅
+                (classifier-free guidance, :func:`facemotion.diffusion.guidance.guided_output`).
         Returns:
             ``[B, T_p + T_w, D]``.
+        Raises:
+            KeyError: ``cond`` has no ``audio``.
         """
+        drop = drop or {}
+        prev, audio, style = cond.get("prev"), cond["audio"], cond.get("style")
+        first, valid, shape = cond.get("first"), cond.get("valid"), cond.get("shape")
+        drop_audio, drop_style = drop.get("audio"), drop.get("style")
         b, tw, _ = x.shape
         length = self.n_prev + tw
         dev = x.device

@@ -199,15 +199,6 @@ class DiffPoseTalk(Recipe):
         weights = valid.sum(1, keepdim=True).to(s.dtype)
         return (s * weights).sum(0) / weights.sum()
 
-    def _denoise_fn(self, prev: torch.Tensor | None, valid: torch.Tensor):
-        """``guided_output`` callback over the denoiser for one window (prev/valid fixed)."""
-        def denoise(x, t, cond, drop):
-            k = x.shape[0] // valid.shape[0]
-            p = None if prev is None else prev.repeat(k, 1, 1)
-            return self.denoiser(x, t, p, cond["audio"], cond.get("style"), drop_audio=drop["audio"],
-                                 drop_style=drop["style"], valid=valid.repeat(k, 1))
-        return denoise
-
     @torch.no_grad()
     def sample(self, features: torch.Tensor, num_samples: int = 1, style: torch.Tensor | None = None,
                steps: int | None = None, w_audio: float | None = None, w_style: float | None = None,
@@ -248,13 +239,14 @@ class DiffPoseTalk(Recipe):
         def sample_window(start, valid_frames, prev, known):
             valid = torch.ones(num_samples, tp + tw, dtype=torch.bool, device=dev)
             valid[:, tp + valid_frames:] = False
-            cond = {"audio": window_slice(feats, start, tw, tp)}
+            cond = {"audio": window_slice(feats, start, tw, tp), "valid": valid}
             if cond_style is not None:
                 cond["style"] = cond_style
-            fn = self._denoise_fn(prev, valid)
+            if prev is not None:
+                cond["prev"] = prev
 
             def denoise(x, t):
-                out = guided_output(fn, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])
+                out = guided_output(self.denoiser, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])
                 return out[:, tp:].to(gen_dev)
             data = mask = None
             if known is not None:
@@ -345,7 +337,8 @@ class DiffPoseTalk(Recipe):
         u = torch.rand(n, device=dev)
         drop_audio = u < c.p_drop_all
         drop_style = (u < c.p_drop_all + c.p_drop_style) | ~torch.cat([has_b, torch.ones_like(has_b)])
-        out = self.denoiser(x_t, t, prev, aud, style, first, drop_audio, drop_style, tok_valid)
+        out = self.denoiser(x_t, t, {"prev": prev, "audio": aud, "style": style, "first": first, "valid": tok_valid},
+                            {"audio": drop_audio, "style": drop_style})
         target = torch.cat([prev, x0], 1)
         pred = torch.cat([out[:, :tp], predicted_x0(self.scheduler, out[:, tp:], x_t, t)], 1)
         simple_target = torch.cat([prev, noise], 1) if c.prediction_type == "epsilon" else target
