@@ -135,3 +135,30 @@ def test_init_from_extends_audio_channels_without_changing_outputs():
                                expected)
     with pytest.raises(DataError, match="does not fit"):
         small.init_from(wide)
+
+
+def test_injected_parts_and_shape_condition():
+    """Denoiser and noise scheduler passed in built are the ones used; a shape input conditions."""
+    from facemotion.diffusion.schedulers import make_scheduler
+    from facemotion.models import TransformerDenoiser
+
+    base = _recipe()
+    net = TransformerDenoiser(base.space.dim, base.audio_encoder.dim, 16, shape_dim=4, d_model=24, n_layers=1,
+                              n_heads=2, dropout=0.0, n_prev=base.config.n_prev_motions)
+    noiser = make_scheduler("ddpm", 100, "epsilon")
+    r = DiffPoseTalk(config_from(DiffPoseTalkConfig, {**TINY_CONFIG, "style_dim": 16}), denoiser=net,
+                     scheduler=noiser).eval()
+    assert r.denoiser is net and r.scheduler is noiser
+    feats = torch.randn(30, r.audio_encoder.dim)
+    a = r.sample(feats, generator=torch.Generator().manual_seed(0), shape=torch.zeros(4))
+    b = r.sample(feats, generator=torch.Generator().manual_seed(0), shape=torch.ones(4))
+    assert not torch.allclose(a, b)  # the shape reaches the denoiser
+    batch = {"audio": torch.randn(2, r.train_frames, r.audio_encoder.dim),
+             "motion": torch.randn(2, r.train_frames, r.space.dim), "length": torch.full((2,), r.train_frames),
+             "shape": torch.randn(2, 4)}
+    r.set_phase(10**6)
+    loss, _ = r.training_loss(batch)
+    loss.backward()
+    assert net.shape_in.weight.grad.abs().sum() > 0
+    with pytest.raises(DataError, match="unknown"):
+        DiffPoseTalk(config_from(DiffPoseTalkConfig, {**TINY_CONFIG, "denoiser": "unet"}))

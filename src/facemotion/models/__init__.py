@@ -3,4 +3,21 @@
 from facemotion.models.denoiser import TransformerDenoiser, alignment_mask
 from facemotion.models.style_encoder import StyleEncoder
 
-__all__ = ["TransformerDenoiser", "StyleEncoder", "alignment_mask"]
+DENOISERS = {"transformer_decoder": TransformerDenoiser}
+"""Denoiser classes by the name a recipe config gives (``denoiser``)."""
+
+
+def build_denoiser(name: str, **kwargs):
+    """The denoiser registered as ``name`` in :data:`DENOISERS`, built with ``kwargs``.
+
+    Raises:
+        DataError: unknown name.
+    """
+    from facemotion.errors import DataError
+
+    if name not in DENOISERS:
+        raise DataError(f"denoiser {name!r}: unknown (choose from {', '.join(DENOISERS)})")
+    return DENOISERS[name](**kwargs)
+
+
+__all__ = ["TransformerDenoiser", "StyleEncoder", "alignment_mask", "DENOISERS", "build_denoiser"]

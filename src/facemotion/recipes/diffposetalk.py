@@ -19,7 +19,7 @@ from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted
 from facemotion.diffusion.windows import autoregressive_windows, window_boundaries, window_slice
 from facemotion.errors import FacemotionError
 from facemotion.face.lips import lip_aperture, lip_vertex_error
-from facemotion.models import StyleEncoder, TransformerDenoiser
+from facemotion.models import StyleEncoder, build_denoiser
 from facemotion.recipes.base import Recipe, TrainConfig
 
 # Phone-loop phones, log-mel, then the phones of recognised words (appended last, so that a model
@@ -34,7 +34,9 @@ BRANCHES = ({"audio", "style"}, {"style"}, set())
 class DiffPoseTalkConfig(TrainConfig):
     """DiffPoseTalk settings (paper values in brackets where the default differs).
 
-    Model: ``window`` T_w = 100 frames, ``n_prev_motions`` T_p = 10, denoiser ``d_model``
+    Model: ``denoiser`` (a name of ``facemotion.models.DENOISERS``), ``shape_dim`` (size of the
+    per-sequence shape β the denoiser is conditioned on, 0 = none; a training batch then carries
+    ``shape [B, shape_dim]`` and ``sample`` takes ``shape``), ``window`` T_w = 100 frames, ``n_prev_motions`` T_p = 10, denoiser ``d_model``
     128 [512], ``n_layers`` 4 [8], ``n_heads`` 4 [8], ``dropout`` 0 (short CPU runs do not
     overfit); style encoder d_s = 128, 4 layers, 4 heads.
     Diffusion: N = 500, cosine schedule, x0 prediction.
@@ -59,6 +61,8 @@ class DiffPoseTalkConfig(TrainConfig):
     space: str = "blendshape"
     fps: float = 25.0
     audio_encoder: dict = field(default_factory=lambda: dict(DEFAULT_AUDIO))
+    denoiser: str = "transformer_decoder"
+    shape_dim: int = 0
     window: int = 100
     n_prev_motions: int = 10
     d_model: int = 128
@@ -102,7 +106,14 @@ class DiffPoseTalkConfig(TrainConfig):
 
 
 class DiffPoseTalk(Recipe):
-    """The DiffPoseTalk recipe (see module doc). ``DiffPoseTalk(config, space=None)``.
+    """The DiffPoseTalk recipe (see module doc).
+
+    ``DiffPoseTalk(config, space=None, denoiser=None, scheduler=None)``: the face space, the
+    denoiser (an ``nn.Module`` with the :class:`~facemotion.models.TransformerDenoiser` call
+    ``denoiser(x, t, cond, drop)``) and the training noise scheduler (``diffusers``) can be
+    passed in built; each one not given is built from ``config`` (``space``, ``denoiser`` and
+    the transformer sizes, ``num_train_timesteps`` / ``prediction_type`` / ``beta_schedule``), as
+    a checkpoint is loaded. Sampling schedulers are built by name (``config.scheduler``).
 
     Attributes: ``space`` (FaceSpace), ``fps``, ``audio_encoder``, ``denoiser``,
     ``style_encoder``, ``scheduler`` (training noiser, DDPM), ``default_sampling``.
@@ -112,15 +123,16 @@ class DiffPoseTalk(Recipe):
     Config = DiffPoseTalkConfig
 
     def __init__(self, config: DiffPoseTalkConfig | None = None, space=None, audio_model_dir=None,
-                 asr_model_dir=None):
+                 asr_model_dir=None, denoiser: torch.nn.Module | None = None, scheduler=None):
         super().__init__(config or DiffPoseTalkConfig(), space, audio_model_dir, asr_model_dir)
         c = self.config
         d = self.space.dim
-        self.denoiser = TransformerDenoiser(d, self.audio_encoder.dim, c.style_dim, 0, c.d_model, c.n_layers,
-                                            c.n_heads, c.ff_mult, c.dropout, c.n_prev_motions, c.causal,
-                                            c.align_mask)
+        self.denoiser = denoiser if denoiser is not None else build_denoiser(
+            c.denoiser, motion_dim=d, audio_dim=self.audio_encoder.dim, style_dim=c.style_dim, d_model=c.d_model,
+            n_layers=c.n_layers, n_heads=c.n_heads, ff_mult=c.ff_mult, dropout=c.dropout, n_prev=c.n_prev_motions,
+            causal=c.causal, align=c.align_mask)
         self.style_encoder = StyleEncoder(d, c.style_dim, c.style_layers, c.style_heads, dropout=c.dropout)
-        self.scheduler = self._scheduler("ddpm")
+        self.scheduler = scheduler if scheduler is not None else self._scheduler("ddpm")
         self.phase = "denoiser"
         num_vertices = int(self.space.expression_vertices(torch.zeros(1, d)).shape[-2])
         pick = torch.randperm(num_vertices, generator=torch.Generator().manual_seed(0))[:c.loss_vertices]
@@ -142,6 +154,10 @@ class DiffPoseTalk(Recipe):
 
     def _scheduler(self, name: str):
         c = self.config
+        noiser = getattr(self, "scheduler", None)  # sampling follows the training noiser's schedule
+        if noiser is not None:
+            return make_scheduler(name, noiser.config.num_train_timesteps, noiser.config.prediction_type,
+                                  noiser.config.beta_schedule)
         return make_scheduler(name, c.num_train_timesteps, c.prediction_type, c.beta_schedule)
 
     @property
@@ -203,7 +219,8 @@ class DiffPoseTalk(Recipe):
     def sample(self, features: torch.Tensor, num_samples: int = 1, style: torch.Tensor | None = None,
                steps: int | None = None, w_audio: float | None = None, w_style: float | None = None,
                generator: torch.Generator | list[torch.Generator] | None = None, scheduler: str | None = None,
-               overlap: int | None = None, crossfade: bool | None = None) -> torch.Tensor:
+               overlap: int | None = None, crossfade: bool | None = None,
+               shape: torch.Tensor | None = None) -> torch.Tensor:
         """Generate motion for a whole utterance (autoregressive windows, eq. 10 guidance).
 
         All ``num_samples`` and the guidance branches of each step run in one batched forward.
@@ -216,8 +233,13 @@ class DiffPoseTalk(Recipe):
                 (scheduler: "ddpm", "ddim" or "dpmsolver").
             generator: torch RNG (same seed → same result), or a list of S generators, one per
                 sample (sample i then depends only on ``generator[i]``, not on the batch).
+            overlap, crossfade: how windows hand over (:func:`facemotion.diffusion.windows.
+                autoregressive_windows`; default ``default_sampling``).
+            shape: β ``[shape_dim]`` of the sequence (models with ``shape_dim`` > 0), or None.
         Returns:
             ``[S, T, D]`` face-space motion (de-normalised).
+        Raises:
+            FacemotionError: ``overlap`` leaves no room for the previous frames.
         """
         c, ds = self.config, self.default_sampling
         steps = steps or ds["steps"]
@@ -244,6 +266,8 @@ class DiffPoseTalk(Recipe):
                 cond["style"] = cond_style
             if prev is not None:
                 cond["prev"] = prev
+            if shape is not None:
+                cond["shape"] = shape.to(dev)[None].expand(num_samples, -1)
 
             def denoise(x, t):
                 out = guided_output(self.denoiser, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])
@@ -289,14 +313,15 @@ class DiffPoseTalk(Recipe):
         """Loss of one batch of 2·T_w windows in the current phase (see ``set_phase``).
 
         Args:
-            batch: ``audio [B, 2T_w, C]``, ``motion [B, 2T_w, D]`` (face space), ``length [B]``.
+            batch: ``audio [B, 2T_w, C]``, ``motion [B, 2T_w, D]`` (face space), ``length [B]``,
+                and ``shape [B, shape_dim]`` for a model with ``shape_dim`` > 0.
         Returns:
             (scalar loss, dict of named loss terms for logging).
         """
         audio, x, valid = self._prepare(batch)
         if self.phase == "style":
             return self._style_loss(x, valid)
-        return self._denoiser_loss(audio, x, valid)
+        return self._denoiser_loss(audio, x, valid, batch.get("shape"))
 
     def _style_loss(self, x, valid):
         """NT-Xent (eq. 9) between the two adjacent T_w halves of each sample."""
@@ -308,7 +333,7 @@ class DiffPoseTalk(Recipe):
         loss = losses.nt_xent(s_a, s_b, self.config.nt_xent_tau)
         return loss, {"nt_xent": loss.detach()}
 
-    def _denoiser_loss(self, audio, x, valid):
+    def _denoiser_loss(self, audio, x, valid, shape=None):
         """Two-window strategy (§3.3.2) with random truncation and condition dropout."""
         c = self.config
         tp, tw, b, dev = c.n_prev_motions, c.window, x.shape[0], x.device
@@ -331,17 +356,20 @@ class DiffPoseTalk(Recipe):
         tok_valid = torch.cat([torch.cat([ones, valid[:, :tw]], 1), valid[:, tw - tp:]])
         loss_mask = torch.cat([torch.cat([~ones, valid[:, :tw]], 1), valid[:, tw - tp:]]).float()
         n = 2 * b
-        t = torch.randint(0, c.num_train_timesteps, (n,), device=dev)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), device=dev)
         noise = torch.randn_like(x0)
         x_t = add_noise(self.scheduler, x0, noise, t)
         u = torch.rand(n, device=dev)
         drop_audio = u < c.p_drop_all
         drop_style = (u < c.p_drop_all + c.p_drop_style) | ~torch.cat([has_b, torch.ones_like(has_b)])
-        out = self.denoiser(x_t, t, {"prev": prev, "audio": aud, "style": style, "first": first, "valid": tok_valid},
-                            {"audio": drop_audio, "style": drop_style})
+        cond = {"prev": prev, "audio": aud, "style": style, "first": first, "valid": tok_valid}
+        if shape is not None:
+            cond["shape"] = torch.cat([shape, shape]).to(x.dtype)
+        out = self.denoiser(x_t, t, cond, {"audio": drop_audio, "style": drop_style})
         target = torch.cat([prev, x0], 1)
         pred = torch.cat([out[:, :tp], predicted_x0(self.scheduler, out[:, tp:], x_t, t)], 1)
-        simple_target = torch.cat([prev, noise], 1) if c.prediction_type == "epsilon" else target
+        simple_target = torch.cat([prev, noise], 1) if self.scheduler.config.prediction_type == "epsilon" \
+            else target
         terms = {"simple": losses.simple_loss(out, simple_target, loss_mask)}
         terms.update(self.geometry_losses(self.denormalise(pred), self.denormalise(target), loss_mask,
                                           ~first & valid[:, tw:tw + 3].all(1).repeat(2)))
