@@ -11,8 +11,9 @@ in a subprocess (model ``default``, seed 0). While it runs, the resident memory 
 process and all its descendants is summed every ``--interval`` seconds (psutil when installed,
 else ``/proc``). Printed per duration: audio seconds, wall seconds, real-time factor (wall s per
 s of audio), CPU seconds of the process tree and CPU s per s of audio (steadier than wall time
-on a machine others share), the peak RSS of the process tree and of the main process alone, and
-the 5-minute load average at the end (the machine's business during the run).
+on a machine others share), the peak RSS of the process tree and of the main process alone, the
+peak PSS of the tree (shared pages split between the processes that share them), and the
+5-minute load average at the end (the machine's business during the run).
 
 Target (issue 12): the 60 min real-time factor within 20 % of the 1 min one, peak tree RSS
 below 3 GB and independent of the length. Shared pages (forked workers, libraries) count once
@@ -90,6 +91,28 @@ def _rss_proc(pid: int) -> int:
         return 0
 
 
+def _descendants(pid: int) -> list[int]:
+    children, out, stack = _children_map(), [], [pid]
+    while stack:
+        out.append(stack.pop())
+        stack.extend(children.get(out[-1], []))
+    return out
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size of ``pid`` and all its descendants summed, bytes (``/proc/*/smaps_rollup``:
+    pages shared by n processes count 1/n in each, so forked workers are not counted n times);
+    0 where unreadable."""
+    total = 0
+    for p in _descendants(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration, ValueError):
+            pass
+    return total
+
+
 def tree_rss(pid: int) -> tuple[int, int]:
     """(RSS of ``pid`` and all its descendants summed, RSS of ``pid`` alone), bytes; (0, 0) when
     it is gone."""
@@ -123,21 +146,26 @@ def tree_rss(pid: int) -> tuple[int, int]:
 def run_generate(wav: Path, out: Path, formats: str, model: str, interval: float, log) -> dict:
     """Run ``facemotion generate`` on ``wav`` into ``out`` and sample its memory.
 
-    Returns ``{"wall_s", "cpu_s", "peak_tree_bytes", "peak_main_bytes", "returncode"}``: wall
-    seconds, CPU seconds (user + system) of the process and the descendants it waited for, peak
-    RSS of the tree and of the process alone (bytes), exit status.
+    Returns ``{"wall_s", "cpu_s", "peak_tree_bytes", "peak_main_bytes", "peak_pss_bytes",
+    "returncode"}``: wall seconds, CPU seconds (user + system) of the process and the descendants
+    it waited for, peak RSS of the tree and of the process alone and peak PSS of the tree (bytes,
+    PSS sampled every 5th interval), exit status.
     """
     command = [sys.executable, "-m", "facemotion.cli", "generate", str(wav), "-o", str(out), "--seed", "0",
                "--formats", formats, "--model", model, "--overwrite"]
-    peaks = {"tree": 0, "main": 0}
+    peaks = {"tree": 0, "main": 0, "pss": 0}
     t0 = time.perf_counter()
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     done = threading.Event()
 
     def sample() -> None:
+        count = 0
         while not done.is_set():
             total, own = tree_rss(proc.pid)
             peaks["tree"], peaks["main"] = max(peaks["tree"], total), max(peaks["main"], own)
+            if count % 5 == 0:  # smaps_rollup walks the page tables: every 5th sample
+                peaks["pss"] = max(peaks["pss"], tree_pss(proc.pid))
+            count += 1
             done.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -151,7 +179,8 @@ def run_generate(wav: Path, out: Path, formats: str, model: str, interval: float
             proc.kill()
     sampler.join()
     return {"wall_s": time.perf_counter() - t0, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_tree_bytes": peaks["tree"], "peak_main_bytes": peaks["main"], "returncode": code}
+            "peak_tree_bytes": peaks["tree"], "peak_main_bytes": peaks["main"],
+            "peak_pss_bytes": peaks["pss"], "returncode": code}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speech: {len(sources)} recordings concatenated ({EXAMPLE.name} + {args.realval}); "
           f"formats: {args.formats}; model: {args.model}", flush=True)
     header = (f"{'minutes':>8} {'audio s':>9} {'wall s':>9} {'RTF':>7} {'CPU s':>9} {'CPU RTF':>8} "
-              f"{'peak tree RSS MB':>17} {'peak main RSS MB':>17}  load")
+              f"{'peak tree RSS MB':>17} {'peak main RSS MB':>17} {'peak tree PSS MB':>17}  load")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
@@ -184,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             status = "" if result["returncode"] == 0 else f"  (exit {result['returncode']}, see log)"
             row = (f"{m:8g} {seconds:9.1f} {result['wall_s']:9.1f} {result['wall_s'] / seconds:7.3f} "
                    f"{result['cpu_s']:9.1f} {result['cpu_s'] / seconds:8.3f} "
-                   f"{result['peak_tree_bytes'] / 2**20:17.0f} {result['peak_main_bytes'] / 2**20:17.0f}  "
+                   f"{result['peak_tree_bytes'] / 2**20:17.0f} {result['peak_main_bytes'] / 2**20:17.0f} "
+                   f"{result['peak_pss_bytes'] / 2**20:17.0f}  "
                    f"{os.getloadavg()[1]:.1f}{status}")
             rows.append(row)
             print(row if len(rows) > 1 else header + "\n" + row, flush=True)

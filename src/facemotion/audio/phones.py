@@ -264,8 +264,8 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     ``vocabulary`` most frequent English words (cmudict ∩ ``wordfreq``), which halves the
     decoding time for a small loss of recall. Long input is decoded as independent
     utterances of about ``chunk_s`` seconds split at the quietest 10 ms frame, in
-    ``workers`` processes (forked, where the platform allows; they die with this one) when there
-    are several.
+    ``workers`` processes when there are several (forked where the platform allows, at the first
+    call, and kept for later calls: :func:`facemotion.processes.shared_pool`; they die with this one).
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
@@ -289,10 +289,11 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
 
-        from facemotion.processes import process_pool
+        from facemotion.processes import shared_pool
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        with process_pool(min(workers, len(jobs)), multiprocessing.get_context(method)) as pool:
+        # one pool for the process: long audio, recognised piece by piece, reuses its workers
+        with shared_pool(("recognize", int(vocabulary)), workers, multiprocessing.get_context(method)) as pool:
             parts = list(pool.map(_recognize_utterance, jobs))
     else:
         parts = [_recognize_utterance(job) for job in jobs]
