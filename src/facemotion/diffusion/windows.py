@@ -55,22 +55,29 @@ def autoregressive_windows(sample_window: Callable[..., torch.Tensor], num_frame
     """
     if not 0 <= overlap < window:
         raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
-    out, start = None, 0
-    while True:
+    done, last, start = [], None, 0  # frames before ``start`` are final in ``done``; ``last``: the
+    while True:                      # latest window's output from ``start`` on (linear in T)
         valid = min(window, num_frames - start)
-        if out is None:
-            out = sample_window(0, valid, None, None)[:, :valid]
+        if last is None:
+            last = sample_window(0, valid, None, None)[:, :valid]
         else:
-            prev = out[:, start - n_prev:start] if start >= n_prev else None
-            known = out[:, start:] if overlap and not crossfade else None
-            new = sample_window(start, valid, prev, known)[:, :valid]
+            k = len(done)
+            while k > 0 and sum(c.shape[1] for c in done[k:]) < n_prev:
+                k -= 1
+            before = torch.cat(done[k:], dim=1)
+            prev = before[:, -n_prev:] if before.shape[1] >= n_prev else None
+            shared = last[:, -overlap:] if overlap else last[:, :0]
+            new = sample_window(start, valid, prev, None if crossfade or not overlap else shared)[:, :valid]
             if crossfade and overlap:
                 ramp = torch.linspace(0, 1, overlap + 2, dtype=new.dtype, device=new.device)[1:-1, None]
-                new = torch.cat([out[:, start:] * (1 - ramp) + new[:, :overlap] * ramp, new[:, overlap:]], dim=1)
-            out = torch.cat([out[:, :start], new], dim=1)
+                new = torch.cat([shared * (1 - ramp) + new[:, :overlap] * ramp, new[:, overlap:]], dim=1)
+            last = new
         if start + window >= num_frames:
-            return out
-        start += window - overlap
+            return torch.cat([*done, last], dim=1)
+        step = window - overlap
+        done.append(last[:, :step])
+        last = last[:, step:]
+        start += step
 
 
 def window_boundaries(num_frames: int, window: int, overlap: int = 0) -> list[int]:
