@@ -65,8 +65,10 @@ TINY_CONFIG = {
 }
 
 
-def make_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: int = 25) -> Path:
-    """A native dataset whose jaw weight 'a' follows the loudness of a noise-burst signal."""
+def burst_clips(root: Path, clips: int, seconds: float, fps: int, motion) -> Path:
+    """Write a native dataset of ``clips`` noise-burst recordings (clip ``i`` bursts at 1.5 + i Hz;
+    the last is the val split) and ``motion(i, frame_env [T], rng) -> dict`` of arrays per clip,
+    where ``frame_env`` is 1 in the frames with sound, else 0."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     lines = []
@@ -76,13 +78,21 @@ def make_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: int = 25
         sf.write(root / f"c{i}.wav", env * rng.normal(0, 0.3, n).astype(np.float32), SAMPLE_RATE)
         t = int(seconds * fps)
         frame_env = env[((np.arange(t) + 0.5) / fps * SAMPLE_RATE).astype(int)]
+        np.savez(root / f"c{i}.npz", fps=fps, **motion(i, frame_env, rng))
+        lines.append({"id": f"c{i}", "speaker": f"s{i}", "split": "val" if i == clips - 1 else "train",
+                      "fps": fps, "audio": f"c{i}.wav", "motion": f"c{i}.npz", "duration": seconds})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return root
+
+
+def make_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: int = 25) -> Path:
+    """A native dataset whose jaw weight 'a' follows the loudness of a noise-burst signal."""
+    def motion(i, frame_env, rng):
+        t = len(frame_env)
         bs = np.zeros((t, 52), np.float32)
         bs[:, 0] = frame_env
         bs[:, 1] = 0.3 * i
         head = np.zeros((t, 3), np.float32)
         head[:, 1] = 0.05 * np.sin(np.arange(t) / fps)
-        np.savez(root / f"c{i}.npz", blendshapes=bs, head_rotation=head, fps=fps)
-        lines.append({"id": f"c{i}", "speaker": f"s{i}", "split": "val" if i == clips - 1 else "train",
-                      "fps": fps, "audio": f"c{i}.wav", "motion": f"c{i}.npz", "duration": seconds})
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return root
+        return {"blendshapes": bs, "head_rotation": head}
+    return burst_clips(root, clips, seconds, fps, motion)

@@ -13,10 +13,9 @@ import soundfile as sf
 import torch
 
 from facemotion.animation import Animation, NotInSpace
-from facemotion.audio.io import SAMPLE_RATE
 from facemotion.errors import DataError
 from facemotion.face.space import BlendshapeSpace, FaceSpace, VertexSpace, build_space
-from recipe_helpers import TINY_CONFIG
+from recipe_helpers import TINY_CONFIG, burst_clips
 
 V = 24  # vertices of the tiny mesh: a 4 x 6 grid, lips at vertices 0 (upper) and 1 (lower)
 
@@ -41,26 +40,18 @@ def make_vertex_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: i
     template, faces = tiny_mesh()
     np.savez(root / "template.npz", template=template, faces=faces, lip_landmarks=np.array([0, 1]),
              lips=np.array([0, 1]), upper_face=np.arange(14, V))
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(clips):
-        n = int(seconds * SAMPLE_RATE)
-        env = (np.sin(np.arange(n) / SAMPLE_RATE * 2 * np.pi * (1.5 + i)) > 0).astype(np.float32)
-        sf.write(root / f"c{i}.wav", env * rng.normal(0, 0.3, n).astype(np.float32), SAMPLE_RATE)
-        t = int(seconds * fps)
-        frame_env = env[((np.arange(t) + 0.5) / fps * SAMPLE_RATE).astype(int)]
+
+    def motion(i, frame_env, rng):
+        t = len(frame_env)
         verts = np.repeat(template[None], t, 0) + rng.normal(0, 2e-4, (t, V, 3)).astype(np.float32)
         verts[:, 1, 1] -= 0.01 * frame_env                       # the jaw opens with the sound
         verts[:, 14:, 1] += 0.002 * i                            # a per-speaker brow raise
-        arrays = {"vertices": verts.astype(np.float32), "template": template, "faces": faces, "fps": fps}
+        arrays = {"vertices": verts.astype(np.float32), "template": template, "faces": faces}
         if head_pose:
             arrays["head_rotation"] = np.stack([np.zeros(t), 0.05 * np.sin(np.arange(t) / fps), np.zeros(t)],
                                                1).astype(np.float32)
-        np.savez(root / f"c{i}.npz", **arrays)
-        lines.append({"id": f"c{i}", "speaker": f"s{i}", "split": "val" if i == clips - 1 else "train",
-                      "fps": fps, "audio": f"c{i}.wav", "motion": f"c{i}.npz", "duration": seconds})
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return root
+        return arrays
+    return burst_clips(root, clips, seconds, fps, motion)
 
 
 @pytest.fixture

@@ -31,6 +31,11 @@ def window_slice(features: torch.Tensor, start: int, window: int, n_prev: int) -
     return F.pad(part, (0, 0, max(-lo, 0), max(hi - total, 0)))
 
 
+def _check_overlap(overlap: int, window: int) -> None:
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+
+
 def autoregressive_windows(sample_window: Callable[..., torch.Tensor], num_frames: int, window: int,
                            n_prev: int, overlap: int = 0, crossfade: bool = False) -> torch.Tensor:
     """Generate ``num_frames`` frames window by window (DiffPoseTalk §3.2.1).
@@ -53,8 +58,7 @@ def autoregressive_windows(sample_window: Callable[..., torch.Tensor], num_frame
     Raises:
         ValueError: ``overlap`` outside ``[0, window)``.
     """
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+    _check_overlap(overlap, window)
     done, last, start = [], None, 0  # frames before ``start`` are final in ``done``; ``last``: the
     while True:                      # latest window's output from ``start`` on (linear in T)
         valid = min(window, num_frames - start)
@@ -103,8 +107,7 @@ def overlapped_windows(sample_windows: Callable[[list[int], int], torch.Tensor],
     Raises:
         ValueError: ``overlap`` outside ``[0, window)``.
     """
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+    _check_overlap(overlap, window)
     starts = [0] + window_boundaries(num_frames, window, overlap)
     windows = sample_windows(starts, window)
     n, b, _, d = windows.shape
