@@ -32,8 +32,9 @@ def piece_frames(wave: np.ndarray, num_frames: int, fps: float, piece_s: float =
                  min_piece_s: float = MIN_PIECE_S) -> list[int]:
     """Frame indices where a long waveform is cut: ``[0, f_1, ..., num_frames]``.
 
-    Each cut lies between ``min_piece_s`` and ``piece_s`` seconds after the previous one (and, where
-    possible, ``min_piece_s`` before the end), in the middle of the longest pause there (the latest of equally long ones; a run of 32 ms windows of Silero VAD probability below
+    Each cut lies between ``min_piece_s`` and ``piece_s`` seconds after the previous one (and,
+    where possible, ``min_piece_s`` before the end), in the middle of the longest pause there (the
+    latest of equally long ones; a pause is a run of 32 ms windows of Silero VAD probability below
     :data:`PAUSE_BELOW`), or at the least speech-like window when there is no pause.
 
     Args:
