@@ -1,9 +1,11 @@
 """facemotion.models: ``nn.Module``s only (no sampling, no files)."""
 
 from facemotion.models.denoiser import TransformerDenoiser, alignment_mask
+from facemotion.models.joint_encoder import JointEncoderDenoiser
 from facemotion.models.style_encoder import StyleEncoder
+from facemotion.models.sync_expert import SyncExpert
 
-DENOISERS = {"transformer_decoder": TransformerDenoiser}
+DENOISERS = {"transformer_decoder": TransformerDenoiser, "transformer_encoder": JointEncoderDenoiser}
 """Denoiser classes by the name a recipe config gives (``denoiser``)."""
 
 
@@ -20,4 +22,5 @@ def build_denoiser(name: str, **kwargs):
     return DENOISERS[name](**kwargs)
 
 
-__all__ = ["TransformerDenoiser", "StyleEncoder", "alignment_mask", "DENOISERS", "build_denoiser"]
+__all__ = ["TransformerDenoiser", "JointEncoderDenoiser", "StyleEncoder", "SyncExpert", "alignment_mask", "DENOISERS",
+           "build_denoiser"]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from facemotion.errors import DataError
 
-RECIPES = {"diffposetalk": "facemotion.recipes.diffposetalk:DiffPoseTalk"}
+RECIPES = {"diffposetalk": "facemotion.recipes.diffposetalk:DiffPoseTalk",
+           "df3dface": "facemotion.recipes.df3dface:DF3DFace"}
 
 
 def recipe_class(name: str):

@@ -1,0 +1,219 @@
+"""DF-3DFace recipe (issue 14): joint identity/motion/pose diffusion, the sync expert, reference
+control and checkpoints, on a tiny vertex space (16 vertices, head pose)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facemotion.audio.io import SAMPLE_RATE
+from facemotion.errors import FacemotionError
+from facemotion.face.space import VertexSpace
+from facemotion.models import DENOISERS, JointEncoderDenoiser
+from facemotion.recipes import RECIPES, load_checkpoint, recipe_class
+from facemotion.recipes.base import config_from
+from facemotion.recipes.df3dface import DF3DFace, DF3DFaceConfig
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cmu_arctic_slt_a0009.wav"
+V = 16
+LIPS = [0, 1, 2, 3]
+TINY = {"audio_encoder": {"name": "mel", "n_mels": 8}, "window": 40, "overlap": 6, "d_model": 32, "n_layers": 2,
+        "n_heads": 2, "ff_mult": 2, "sync_hidden": 32, "sync_dim": 32, "sync_windows": 8, "steps": 4,
+        "scheduler": "ddim", "sync_steps": 2, "warmup": 1, "lr": 1e-3}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread (two threads on a shared, loaded CPU can be 50x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _space() -> VertexSpace:
+    g = np.random.default_rng(0)
+    template = g.normal(0, 0.05, (V, 3)).astype(np.float32)
+    template[0], template[1] = [0.0, 0.01, 0.1], [0.0, -0.01, 0.1]
+    return VertexSpace(template, lip_landmarks=(0, 1), lips=LIPS, head_pose=True)
+
+
+def _recipe(**kw) -> DF3DFace:
+    torch.manual_seed(0)
+    return DF3DFace(config_from(DF3DFaceConfig, {**TINY, **kw}), space=_space())
+
+
+def _clips(recipe: DF3DFace, count: int, frames: int, seed: int):
+    """Noise bursts of random loudness (2-6 frames each, silent gaps); the lower lip drops with the
+    loudness, the head sways, every clip has its own face. Returns audio features [count, T, 8],
+    motion [count, T, D] and identities [count, 3V] (metres)."""
+    rng = np.random.default_rng(seed)
+    feats, motions, idents = [], [], []
+    per = SAMPLE_RATE // 25
+    for _ in range(count):
+        env = []
+        while len(env) < frames:
+            env += [rng.uniform(0.2, 1.0) if rng.random() < 0.65 else 0.0] * int(rng.integers(2, 7))
+        env = np.asarray(env[:frames], np.float32)
+        wave = np.repeat(env, per) * rng.normal(0, 0.3, frames * per).astype(np.float32)
+        feats.append(recipe.audio_features(wave))
+        t = np.arange(frames) / 25
+        disp = np.zeros((frames, V, 3), np.float32)
+        disp[:, 1, 1] = -0.01 * env
+        disp[:, 3, 1] = -0.006 * env
+        disp[:, 0, 1] = 0.002 * env
+        disp[:, 8:, 1] = 0.001 * np.sin(2 * np.pi * 0.5 * t + rng.uniform(0, 6))[:, None]
+        head = 0.1 * np.sin(2 * np.pi * np.array([0.3, 0.2, 0.1]) * t[:, None] + rng.uniform(0, 6, 3))
+        motions.append(torch.from_numpy(recipe.space.from_arrays({"displacements": disp,
+                                                                 "head_rotation": head.astype(np.float32)})))
+        idents.append(torch.from_numpy(rng.normal(0, 0.003, 3 * V).astype(np.float32)))
+    return torch.stack(feats), torch.stack(motions), torch.stack(idents)
+
+
+def _fit(recipe, feats, motion, ident):
+    m, a = motion.flatten(0, 1), feats.flatten(0, 1)
+    recipe.set_statistics({"motion_mean": m.mean(0), "motion_std": m.std(0, correction=0),
+                           "audio_mean": a.mean(0), "audio_std": a.std(0, correction=0),
+                           "identity_mean": ident.mean(0), "identity_std": ident.std(0, correction=0)})
+
+
+def test_registered_and_shapes():
+    assert RECIPES["df3dface"].endswith(":DF3DFace") and recipe_class("df3dface") is DF3DFace
+    assert DENOISERS["transformer_encoder"] is JointEncoderDenoiser
+    r = _recipe()
+    d = r.space.dim
+    assert (d, r.identity_dim, r.width, r.rows, r.pose_dim) == (3 * V + 3, 3 * V, 3 * V + 3, 1, 3)
+    x = r.pack(torch.randn(2, 3 * V), torch.randn(2, 7, d))
+    assert x.shape == (2, 8, d) and torch.equal(x[:, 0, 3 * V:], torch.zeros(2, 3))  # x_id zero-padded by 3
+    out = r.denoiser(x, torch.tensor([3, 400]), {"audio": torch.randn(2, 7, 8)}, {"audio": torch.tensor([True, False])})
+    assert out.shape == x.shape and torch.equal(out[:, 0, 3 * V:], torch.zeros(2, 3))
+    # masked conditioning (eq. 5-6): m(a) changes the output only where the mask hides frames
+    cond = {"audio": torch.randn(2, 7, 8), "audio_mask": torch.zeros(2, 7, dtype=torch.bool)}
+    same = r.denoiser(x, torch.tensor([3, 3]), cond, {"audio": torch.tensor([True, True])})
+    torch.testing.assert_close(same, r.denoiser(x, torch.tensor([3, 3]), cond))
+
+
+def test_overfits_one_clip():
+    r = _recipe(p_mask_audio=0.0)
+    feats, motion, ident = _clips(r, 1, 40, seed=1)
+    _fit(r, feats, motion, ident)
+    batch = {"audio": feats.repeat(8, 1, 1), "motion": motion.repeat(8, 1, 1), "length": torch.full((8,), 40),
+             "shape": ident.repeat(8, 1)}
+    r.set_phase(0)
+    assert r.phase == "sync"
+    opt = torch.optim.Adam(r.sync_expert.parameters(), lr=3e-3)
+    for _ in range(30):  # a briefly trained, then frozen, expert for L_sync
+        loss, _ = r.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert r.set_phase(r.config.sync_steps) == "denoiser"
+    assert not any(p.requires_grad for p in r.sync_expert.parameters())
+    opt = torch.optim.Adam(r.denoiser.parameters(), lr=3e-3)
+
+    @torch.no_grad()
+    def fixed_loss():
+        torch.manual_seed(123)
+        loss, terms = r.training_loss(batch)
+        return float(loss), {k: float(v) for k, v in terms.items()}
+
+    before, terms = fixed_loss()
+    assert set(terms) == {"face", "lip", "pose", "sync"}
+    for _ in range(150):
+        loss, _ = r.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after, terms_after = fixed_loss()
+    print(f"\ndf3dface overfit: loss {before:.4g} -> {after:.4g} (ratio {before / after:.1f}); "
+          f"terms before {terms}, after {terms_after}")
+    assert after < before / 10
+
+
+def test_sync_expert_ranks_the_true_audio_window():
+    r = _recipe(sync_windows=8)
+    feats, motion, ident = _clips(r, 12, 100, seed=2)
+    held_feats, held_motion, held_ident = _clips(r, 4, 100, seed=3)
+    _fit(r, feats, motion, ident)
+    r.set_phase(0)
+    opt = torch.optim.Adam(r.sync_expert.parameters(), lr=2e-3)
+    torch.manual_seed(0)
+    batch = {"audio": feats, "motion": motion, "length": torch.full((12,), 100)}
+    for _ in range(300):
+        loss, terms = r.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r.eval()
+    n = r.config.sync_window
+    starts = list(range(0, 100 - n, 12))[:8]  # 8 windows per held-out clip, 32 candidates, none overlapping
+    frames = torch.tensor(starts)[:, None] + torch.arange(n)
+    with torch.no_grad():
+        lips = torch.cat([r.lip_motion(m)[frames] for m in held_motion])
+        audio = torch.cat([r.normalise_audio(a)[frames] for a in held_feats])
+        sim = r.sync_expert.similarity(lips, audio)  # [32 lip windows, 32 audio candidates]
+    assert sim.shape == (32, 32)
+    top1 = float((sim.argmax(1) == torch.arange(32)).float().mean())
+    print(f"\nsync expert: held-out top-1 over 32 candidates {top1:.3f} (chance {1 / 32:.3f}); "
+          f"last train loss {float(loss.detach()):.3f}, in-batch top-1 {float(terms['sync_top1']):.2f}")
+    assert top1 >= 0.4
+
+
+def test_reference_control_holds_identity_and_pose():
+    r = _recipe().eval()
+    feats, motion, ident = _clips(r, 2, 100, seed=4)
+    _fit(r, feats, motion, ident)
+    audio, pose = feats[0], r.space.head_pose(motion[1])  # 100 frames: three 40-frame windows
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
+    free, free_id = r.sample(audio, num_samples=2, generator=gens(), return_identity=True)
+    assert free.shape == (2, 100, r.space.dim) and free_id.shape == (2, 3 * V)
+    assert not torch.allclose(free_id[0], free_id[1])  # identities are sampled too
+    # given identity: generated identity (the neutral face) equals it; pose and motion still generated
+    out, out_id = r.sample(audio, num_samples=2, generator=gens(), identity=ident[1].view(V, 3), return_identity=True)
+    neutral = lambda i: torch.as_tensor(r.space.mesh(i.view(V, 3).numpy()).neutral)  # noqa: E731
+    id_err = max(float((neutral(out_id[k]) - neutral(ident[1])).norm(dim=-1).max()) for k in range(2))
+    assert id_err < 1e-4  # < 0.1 mm
+    assert not torch.allclose(out[0], out[1])
+    # given pose: generated pose equals it, identity and motion are generated
+    posed, posed_id = r.sample(audio, num_samples=2, generator=gens(), pose=pose, return_identity=True)
+    pose_err = float((r.space.head_pose(posed) - pose).abs().max())
+    assert pose_err < 1e-5 and not torch.allclose(posed_id[0], posed_id[1])
+    assert float((r.space.head_pose(free) - pose).abs().max()) > 1e-2
+    # both, and the expression motion too
+    both, both_id = r.sample(audio, generator=gens()[:1], identity=ident[1], pose=pose, motion=motion[1],
+                             return_identity=True)
+    torch.testing.assert_close(both[0], motion[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both_id[0], ident[1], atol=1e-7, rtol=1e-5)
+    print(f"\nreference control: identity max vertex error {id_err * 1e3:.2e} mm, pose max error {pose_err:.2e} rad")
+    # a sample does not depend on the batch it is drawn in
+    alone = r.sample(audio, generator=gens()[1:])
+    torch.testing.assert_close(alone[0], free[1], atol=1e-5, rtol=1e-4)
+    with pytest.raises(FacemotionError):
+        r.sample(audio, identity=torch.zeros(5))
+    with pytest.raises(FacemotionError):
+        r.sample(audio, pose=torch.zeros(10, 3))
+    with pytest.raises(FacemotionError):
+        r.sample(audio, style=torch.zeros(4))
+
+
+def test_checkpoint_round_trip_and_animator(tmp_path):
+    from facemotion.api import Animator
+
+    r = _recipe(steps=2).eval()
+    feats, motion, ident = _clips(r, 2, 40, seed=5)
+    _fit(r, feats, motion, ident)
+    path = r.save_checkpoint(tmp_path / "df3d.pt")
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, DF3DFace) and not loaded.training and loaded.identity_dim == 3 * V
+    a = r.sample(feats[0], generator=torch.Generator().manual_seed(3))
+    b = loaded.sample(feats[0], generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for name, p in r.sync_expert.state_dict().items():  # the sync expert travels inside the checkpoint
+        torch.testing.assert_close(loaded.sync_expert.state_dict()[name], p, rtol=0, atol=0)
+    animator = Animator.from_checkpoint(path)
+    res = animator.generate(EXAMPLE, seed=1, num_samples=2)
+    again, = animator.generate(EXAMPLE, seed=1)
+    assert len(res) == 2 and res[0].motion.shape[1] == r.space.dim and np.isfinite(res[0].motion).all()
+    np.testing.assert_allclose(again.motion, res[0].motion, atol=1e-5)
+    assert res[0].vertices().shape == (res[0].num_frames, V, 3)
