@@ -116,7 +116,8 @@ class Animator:
         return self.recipe.space
 
     def sample(self, features, seed, steps: int | None = None, style=None,
-               w_audio: float | None = None, w_style: float | None = None) -> np.ndarray:
+               w_audio: float | None = None, w_style: float | None = None, identity=None, pose=None,
+               return_identity: bool = False):
         """Motions for features ``[T, C]`` in one batched pass, each fully determined by its seed.
 
         Args:
@@ -125,8 +126,14 @@ class Animator:
                 sample ``i`` is drawn with its own ``torch.Generator`` seeded ``seed[i]``, so it
                 is the same whichever batch it is drawn in.
             steps, style, w_audio, w_style: see :meth:`generate`.
+            identity: the shape input held by a model that generates identities (DF-3DFace), or
+                None; pose: head pose ``[T, 3]`` radians held by a model that can (DF-3DFace).
+            return_identity: also return the identities a model generates (None for other models).
         Returns:
-            numpy float32 ``[T, D]`` (int seed) or ``[S, T, D]`` (seeds), face-space motion.
+            numpy float32 ``[T, D]`` (int seed) or ``[S, T, D]`` (seeds), face-space motion; with
+            ``return_identity`` a pair (motion, identities ``[S, I]`` or ``[I]``, or None).
+        Raises:
+            FacemotionError: a pose for a model that cannot hold one.
         """
         import torch
 
@@ -134,12 +141,25 @@ class Animator:
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         if style is not None:
             style = torch.as_tensor(np.asarray(style, np.float32))
+        refs, joint = {}, bool(getattr(self.recipe, "generates_identity", False))
+        if pose is not None:
+            if not getattr(self.recipe, "holds_pose", False):
+                raise FacemotionError(f"the {type(self.recipe).__name__} model cannot hold a given head pose")
+            refs["pose"] = torch.as_tensor(np.asarray(pose, np.float32))
+        if joint:
+            refs.update(identity=identity, return_identity=True)
         with torch.inference_mode():
             motion = self.recipe.sample(features, num_samples=len(seeds), style=style, steps=steps,
                                         w_audio=w_audio, w_style=w_style,
-                                        generator=generators[0] if len(generators) == 1 else generators)
+                                        generator=generators[0] if len(generators) == 1 else generators, **refs)
+        motion, ids = motion if joint else (motion, None)
+        one = isinstance(seed, (int, np.integer))
         motion = motion.float().cpu().numpy()
-        return motion[0] if isinstance(seed, (int, np.integer)) else motion
+        motion = motion[0] if one else motion
+        if not return_identity:
+            return motion
+        ids = None if ids is None else ids.float().cpu().numpy()
+        return motion, (ids[0] if one and ids is not None else ids)
 
     def to_animation(self, motion: np.ndarray, audio: Path | None = None,
                      seed: int | None = None, identity: np.ndarray | None = None) -> Animation:
@@ -152,7 +172,7 @@ class Animator:
     def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
                  num_samples: int = 1, steps: int | None = None, style=None,
                  w_audio: float | None = None, w_style: float | None = None,
-                 identity=None) -> list[Animation]:
+                 identity=None, pose=None) -> list[Animation]:
         """Animate speech: ``num_samples`` animations drawn in one batched pass.
 
         Sample ``i`` is drawn with its own generator seeded ``seed + i``, so any sample of a run
@@ -173,14 +193,18 @@ class Animator:
                 ``int`` seed (coefficients drawn ~ N(0, 1)) or ``[K]`` coefficients of the
                 built-in head's identity modes
                 (:meth:`facemotion.face.rig.HeadRig.identity_coefficients`); for a vertex space a
-                template offset ``[V, 3]`` metres.
+                template offset ``[V, 3]`` metres. A model that generates identities (DF-3DFace)
+                holds it as a reference, and draws one per sample when None.
+            pose: head pose ``[T', 3]`` radians to hold (a model that can: DF-3DFace, §3.6), fitted
+                to the speech's frames (cut, or its last frame repeated); None: generated.
         Returns:
             a list of ``num_samples`` :class:`Animation` s (``motion [T, D]`` in the model's
             space, ``fps``, ``audio``, ``seed``, ``identity``; ``blendshapes [T, 52]`` and
             ``head_rotation [T, 3]`` radians for the blendshape space).
         Raises:
             AudioError: the speech file is missing, not audio, empty or too short.
-            FacemotionError: ``num_samples < 1`` or an ``identity`` the space cannot take.
+            FacemotionError: ``num_samples < 1``, an ``identity`` the space cannot take, or a
+                ``pose`` the model cannot hold.
         """
         from facemotion.audio.io import load_audio
 
@@ -188,10 +212,10 @@ class Animator:
         if isinstance(audio, (str, os.PathLike)):
             path = Path(audio)
             audio = load_audio(path)
-        return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity)
+        return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity, pose)
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
-                  identity=None) -> list[Animation]:
+                  identity=None, pose=None) -> list[Animation]:
         from facemotion.audio.vad import detect_speech
         from facemotion.face.gate import gate_motion
         if num_samples < 1:
@@ -204,9 +228,19 @@ class Animator:
         features = self.audio_features(wave)
         activity = detect_speech(wave, len(features), self.fps, path)  # the mouth rests where nobody speaks
         seeds = [seed + i for i in range(num_samples)]
-        motions = self.sample(features, seeds, steps, style, w_audio, w_style)
-        return [self.to_animation(gate_motion(motion, activity, self.recipe.space.names, fps=self.fps),
-                                  path, s, identity) for s, motion in zip(seeds, motions)]
+        if pose is not None:  # fitted to the speech's frames: cut, or the last frame held
+            pose = np.asarray(pose, np.float32).reshape(-1, 3)
+            pose = pose[np.minimum(np.arange(len(features)), len(pose) - 1)]
+        motions, ids = self.sample(features, seeds, steps, style, w_audio, w_style, identity, pose,
+                                   return_identity=True)
+        head = [i for i, n in enumerate(self.space.names) if n in ("headPitch", "headYaw", "headRoll")]
+        out = []
+        for i, (s, motion) in enumerate(zip(seeds, motions)):
+            gated = gate_motion(motion, activity, self.recipe.space.names, fps=self.fps)
+            if pose is not None and len(head) == 3:
+                gated[:, head] = motion[:, head]  # a given pose stays as given
+            out.append(self.to_animation(gated, path, s, identity if ids is None else ids[i]))
+        return out
 
     def extract_style(self, clip_npz: str | Path) -> np.ndarray:
         """Speaking-style vector of a reference motion clip (DiffPoseTalk's style encoder).
@@ -320,6 +354,25 @@ def parse_identity(text: str | None):
     return beta
 
 
+def load_pose(path: str | Path, fps: float) -> np.ndarray:
+    """``--pose-from``: the head rotation ``[T, 3]`` radians of an animation ``.npz`` (any face space
+    with head pose), resampled linearly to ``fps`` (frames per second).
+
+    Raises:
+        DataError: the file is missing or malformed, or its animation has no head rotation.
+    """
+    clip = Animation.load(path)
+    try:
+        pose = np.asarray(clip.head_rotation, np.float32)
+    except Exception as exc:  # the space has no head pose
+        raise DataError(f"{path}: --pose-from needs an animation with a head rotation ({exc})") from exc
+    if abs(clip.fps - fps) > 1e-6:
+        t_new = np.arange(max(1, round(clip.duration * fps))) / fps
+        t_old = np.arange(clip.num_frames) / clip.fps
+        pose = np.stack([np.interp(t_new, t_old, col) for col in pose.T], axis=1).astype(np.float32)
+    return pose
+
+
 def _load_style(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -368,8 +421,11 @@ def generate_command(args) -> int:
             style = animator.extract_style(args.style_clip)
         seed = draw_seed() if args.seed is None else args.seed
         print(f"seed: {seed}")
+        pose = None
+        if getattr(args, "pose_from", None) is not None:
+            pose = load_pose(args.pose_from, animator.fps)
         results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
-                                     style, args.w_audio, args.w_style, identity)
+                                     style, args.w_audio, args.w_style, identity, pose)
         for stem, anim in zip(stems, results):
             for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
                 print(path)

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--identity", metavar="SEED|FILE.npy",
                    help="face shape: an integer draws identity coefficients ~ N(0, 1) with that seed, "
                         "a .npy file holds them ([K]); default: the mean face")
+    g.add_argument("--pose-from", type=Path, metavar="REF.npz",
+                   help="hold the head pose of this animation .npz (models that generate pose with "
+                        "references, e.g. df3dface); default: generated")
     g.add_argument("--num-samples", type=int, default=1, help="samples to draw (default: 1)")
     g.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     g.add_argument("--w-audio", type=float, help="audio guidance scale w_a (DiffPoseTalk eq. 10)")

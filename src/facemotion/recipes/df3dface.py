@@ -173,6 +173,17 @@ class DF3DFace(Recipe):
         return make_scheduler(name, c.num_train_timesteps, c.prediction_type, c.beta_schedule)
 
     @property
+    def generates_identity(self) -> bool:
+        """True: :meth:`sample` draws x_id too (``identity``, ``return_identity``); read by
+        :class:`facemotion.Animator` to hold a given identity and keep the drawn ones."""
+        return bool(self.identity_dim)
+
+    @property
+    def holds_pose(self) -> bool:
+        """True when the space has head pose: :meth:`sample` takes a reference ``pose``."""
+        return bool(self.pose_dim)
+
+    @property
     def default_sampling(self) -> dict:
         """``{"steps", "w_audio", "scheduler", "overlap"}`` used when ``sample`` gets None."""
         c = self.config
