@@ -46,6 +46,45 @@ class TrainConfig:
     seed: int = 0
 
 
+# Phone-loop phones, log-mel, then the phones of recognised words (appended last, so that a model
+# trained on the first two can be extended: ``Recipe.init_from``).
+DEFAULT_AUDIO = {"name": "concat", "encoders": [{"name": "phonetic"}, {"name": "mel"},
+                                                {"name": "phonetic", "search": "words"}]}
+
+
+@dataclasses.dataclass
+class DiffusionConfig(TrainConfig):
+    """Settings every diffusion recipe has (each recipe's config derives from it and may change
+    the defaults).
+
+    space: face space name or ``{"name", **settings}``; fps: motion frames per second;
+    audio_encoder: audio encoder settings (``facemotion.audio.encoders``); denoiser: a name of
+    ``facemotion.models.DENOISERS``, sized by ``d_model``, ``n_layers``, ``n_heads``,
+    ``ff_mult``, ``dropout``; window: frames per generated window; num_train_timesteps N,
+    prediction_type (``"sample"`` = x0 or ``"epsilon"``), beta_schedule (cosine); sampling
+    defaults ``scheduler``, ``steps``, ``w_audio`` (audio guidance scale); std_floor: smallest
+    standard deviation of the normaliser.
+    """
+
+    space: str | dict = "blendshape"
+    fps: float = 25.0
+    audio_encoder: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AUDIO))
+    denoiser: str = "transformer_decoder"
+    window: int = 100
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.0
+    num_train_timesteps: int = 500
+    prediction_type: str = "sample"
+    beta_schedule: str = "squaredcos_cap_v2"
+    std_floor: float = 1e-2
+    scheduler: str = "dpmsolver"
+    steps: int = 20
+    w_audio: float = 1.0
+
+
 def config_from(cls, overrides: dict[str, Any] | None, source: str = "config") -> Any:
     """Instantiate dataclass ``cls`` with JSON ``overrides``.
 
@@ -181,6 +220,16 @@ class Recipe(nn.Module):
         with atomic_path(path) as tmp:
             torch.save(blob, tmp)
         return Path(path)
+
+    def _scheduler(self, name: str):
+        """A ``diffusers`` scheduler ``name`` (``facemotion.diffusion.schedulers.make_scheduler``)
+        on the schedule of the training noiser ``self.scheduler`` (or of the config, while that
+        is being built)."""
+        from facemotion.diffusion.schedulers import make_scheduler
+
+        ref = getattr(self, "scheduler", None)
+        ref = ref.config if ref is not None else self.config
+        return make_scheduler(name, ref.num_train_timesteps, ref.prediction_type, ref.beta_schedule)
 
     def window_boundaries(self, num_frames: int) -> tuple[list[int], int]:
         """Where the sampler's windows hand over in ``num_frames`` frames and how many frames each

@@ -20,27 +20,26 @@ built-in head's identity coefficients). A training batch carries it as ``shape [
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from facemotion import losses
 from facemotion.diffusion.guidance import guided_output
-from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted_x0, sample_loop
+from facemotion.diffusion.schedulers import add_noise, predicted_x0, sample_loop
 from facemotion.diffusion.windows import overlapped_windows, window_boundaries, window_slice
 from facemotion.errors import DataError, FacemotionError
 from facemotion.face.lips import lip_vertex_error
 from facemotion.models import SyncExpert, build_denoiser
-from facemotion.recipes.base import Recipe, TrainConfig
-from facemotion.recipes.diffposetalk import DEFAULT_AUDIO
+from facemotion.recipes.base import DiffusionConfig, Recipe
 
 # Guidance branches of eq. 5–6: G(t, m(a), X_t), then G(t, a, X_t).
 BRANCHES = ({"audio"}, set())
 
 
 @dataclass
-class DF3DFaceConfig(TrainConfig):
+class DF3DFaceConfig(DiffusionConfig):
     """DF-3DFace settings. The paper's main text gives the structure and the 10 % masking; the
     sizes, loss weights and sync-expert settings are in its (unavailable) supplement, so the
     values here are this project's choices (marked *).
@@ -72,21 +71,9 @@ class DF3DFaceConfig(TrainConfig):
     Sampling: ``scheduler``, ``steps``, ``w_audio``.
     """
 
-    space: str | dict = "blendshape"
-    fps: float = 25.0
-    audio_encoder: dict = field(default_factory=lambda: dict(DEFAULT_AUDIO))
     identity_dim: int = -1
     denoiser: str = "transformer_encoder"
-    window: int = 100
     overlap: int = 10
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.0
-    num_train_timesteps: int = 500
-    prediction_type: str = "sample"
-    beta_schedule: str = "squaredcos_cap_v2"
     p_mask_audio: float = 0.1
     audio_mask_ratio: float = 0.5
     sync_window: int = 5
@@ -101,9 +88,6 @@ class DF3DFaceConfig(TrainConfig):
     w_sync: float = 0.1
     w_lip: float = 1e6
     w_pose: float = 1e3
-    scheduler: str = "dpmsolver"
-    steps: int = 20
-    w_audio: float = 1.0
 
 
 def identity_width(space, requested: int = -1) -> int:
@@ -164,14 +148,6 @@ class DF3DFace(Recipe):
         self.phase = "denoiser"
 
     # ------------------------------------------------------------------ helpers
-    def _scheduler(self, name: str):
-        c = self.config
-        noiser = getattr(self, "scheduler", None)  # sampling follows the training noiser's schedule
-        if noiser is not None:
-            return make_scheduler(name, noiser.config.num_train_timesteps, noiser.config.prediction_type,
-                                  noiser.config.beta_schedule)
-        return make_scheduler(name, c.num_train_timesteps, c.prediction_type, c.beta_schedule)
-
     @property
     def generates_identity(self) -> bool:
         """True: :meth:`sample` draws x_id too (``identity``, ``return_identity``); read by

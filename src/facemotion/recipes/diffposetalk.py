@@ -9,29 +9,25 @@ eq. 6 and Appendix A.1 plus a lip-closure term.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from facemotion import losses
 from facemotion.diffusion.guidance import guided_output
-from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted_x0, sample_loop
+from facemotion.diffusion.schedulers import add_noise, predicted_x0, sample_loop
 from facemotion.diffusion.windows import autoregressive_windows, window_boundaries, window_slice
 from facemotion.errors import FacemotionError
 from facemotion.face.lips import lip_aperture, lip_vertex_error
 from facemotion.models import StyleEncoder, build_denoiser
-from facemotion.recipes.base import Recipe, TrainConfig
+from facemotion.recipes.base import DiffusionConfig, Recipe
 
-# Phone-loop phones, log-mel, then the phones of recognised words (appended last, so that a model
-# trained on the first two can be extended: ``Recipe.init_from``).
-DEFAULT_AUDIO = {"name": "concat", "encoders": [{"name": "phonetic"}, {"name": "mel"},
-                                                {"name": "phonetic", "search": "words"}]}
 # Guidance branches of eq. 10: D(∅, ∅), D(A, ∅), D(A, s).
 BRANCHES = ({"audio", "style"}, {"style"}, set())
 
 
 @dataclass
-class DiffPoseTalkConfig(TrainConfig):
+class DiffPoseTalkConfig(DiffusionConfig):
     """DiffPoseTalk settings (paper values in brackets where the default differs).
 
     Model: ``denoiser`` (a name of ``facemotion.models.DENOISERS``), ``shape_dim`` (size of the
@@ -58,32 +54,18 @@ class DiffPoseTalkConfig(TrainConfig):
     fixed by inpainting instead gave 1.53 and 2.17; ``benchmarks/seams.py``].
     """
 
-    space: str = "blendshape"
-    fps: float = 25.0
-    audio_encoder: dict = field(default_factory=lambda: dict(DEFAULT_AUDIO))
-    denoiser: str = "transformer_decoder"
     shape_dim: int = 0
-    window: int = 100
     n_prev_motions: int = 10
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.0
     causal: bool = False
     align_mask: bool = True
     style_dim: int = 128
     style_layers: int = 4
     style_heads: int = 4
-    num_train_timesteps: int = 500
-    prediction_type: str = "sample"
-    beta_schedule: str = "squaredcos_cap_v2"
     p_drop_style: float = 0.45
     p_drop_all: float = 0.1
     p_truncate: float = 0.1
     style_steps: int = 300
     nt_xent_tau: float = 0.1
-    std_floor: float = 1e-2
     loss_vertices: int = 256
     loss_lip_vertices: int = 128
     w_simple: float = 1.0
@@ -97,8 +79,6 @@ class DiffPoseTalkConfig(TrainConfig):
     w_head_vel: float = 5.0
     w_head_smooth: float = 0.5
     w_head_trans: float = 0.5
-    scheduler: str = "dpmsolver"
-    steps: int = 20
     w_audio: float = 1.15
     w_style: float = 2.5
     overlap: int = 10
@@ -151,14 +131,6 @@ class DiffPoseTalk(Recipe):
 
     def _aperture(self, v: torch.Tensor) -> torch.Tensor:
         return lip_aperture(v, *self.loss_aperture)
-
-    def _scheduler(self, name: str):
-        c = self.config
-        noiser = getattr(self, "scheduler", None)  # sampling follows the training noiser's schedule
-        if noiser is not None:
-            return make_scheduler(name, noiser.config.num_train_timesteps, noiser.config.prediction_type,
-                                  noiser.config.beta_schedule)
-        return make_scheduler(name, c.num_train_timesteps, c.prediction_type, c.beta_schedule)
 
     @property
     def default_sampling(self) -> dict:
