@@ -14,9 +14,10 @@ head pose ``[..., T, 3]`` (radians, pitch/yaw/roll about the space's neck pivot;
   builds the same space, whose persistent buffers (learned or derived state: a PCA basis, a
   template) then load from the checkpoint's state dict.
 
-Spaces: :class:`BlendshapeSpace` (52 ARKit weights + head rotation on the built-in head rig)
-and :class:`VertexSpace` (per-frame displacements from a template mesh of any fixed topology,
-optionally in a fitted PCA basis). :func:`build_space` builds one from its name and settings.
+Spaces: :class:`BlendshapeSpace` (52 ARKit weights + head rotation on the built-in head rig),
+:class:`VertexSpace` (per-frame displacements from a template mesh of any fixed topology,
+optionally in a fitted PCA basis) and :class:`facemotion.face.flame.FlameSpace` (FLAME
+expression, jaw and global rotation on the user's FLAME model). :func:`build_space` builds one from its name and settings.
 """
 from __future__ import annotations
 
@@ -639,7 +640,8 @@ def _numpy(x) -> np.ndarray:
 
 
 SPACES: dict[str, str] = {"blendshape": "facemotion.face.space:BlendshapeSpace",
-                          "vertex": "facemotion.face.space:VertexSpace"}
+                          "vertex": "facemotion.face.space:VertexSpace",
+                          "flame": "facemotion.face.flame:FlameSpace"}
 """Space name -> ``"module:Class"``. :func:`build_space` also takes any ``"module:Class"``."""
 
 
