@@ -38,26 +38,39 @@ def lip_aperture(vertices, upper, lower):
     return np.linalg.norm(v[..., up, :] - v[..., lo, :], axis=-1).mean(-1)
 
 
-def lip_vertex_error(pred, gt, lip_idx):
-    """Lip vertex error (LVE; MeshTalk, FaceFormer, CodeTalker, DiffPoseTalk Table 1): per frame
-    the largest L2 error over the lip vertices, averaged over frames.
+LVE_CONVENTIONS = ("diffposetalk", "faceformer")
 
-    FaceFormer's code takes the maximum of the *squared* error; this follows DiffPoseTalk,
-    which reports it as a length (the plain L2 norm).
+
+def lip_vertex_error(pred, gt, lip_idx, convention: str = "diffposetalk"):
+    """Lip vertex error (LVE; MeshTalk, FaceFormer, CodeTalker, DiffPoseTalk Table 1): per frame
+    the largest error over the lip vertices, averaged over frames.
+
+    Conventions: ``"diffposetalk"`` (default) takes the plain L2 norm of each lip vertex's error,
+    so LVE is a length (DiffPoseTalk reports it in mm); ``"faceformer"`` takes the *squared* L2
+    norm, as FaceFormer's and CodeTalker's evaluation code do (``max_l |v_l - v_l'|^2`` per frame,
+    then the mean; FaceFormer's tables print it scaled by 1e5 for VOCASET and 1e4 for BIWI).
 
     Args:
         pred, gt: vertices ``[..., T, V, 3]`` metres (numpy or torch, same shape).
         lip_idx: lip vertex indices ``[L]``.
+        convention: ``"diffposetalk"`` or ``"faceformer"``.
     Returns:
-        ``[...]`` metres (a scalar for ``[T, V, 3]``), same type as ``pred``.
+        ``[...]`` metres (``"diffposetalk"``) or square metres (``"faceformer"``); a scalar for
+        ``[T, V, 3]``, same type as ``pred``.
+    Raises:
+        ValueError: an unknown convention.
     """
+    if convention not in LVE_CONVENTIONS:
+        raise ValueError(f"LVE convention {convention!r}: use one of {LVE_CONVENTIONS}")
+    power = 2 if convention == "faceformer" else 1
     if _is_torch(pred):
         import torch
 
         idx = torch.as_tensor(lip_idx, device=pred.device).reshape(-1)
-        return (pred[..., idx, :] - gt[..., idx, :]).norm(dim=-1).amax(-1).mean(-1)
+        return ((pred[..., idx, :] - gt[..., idx, :]).norm(dim=-1) ** power).amax(-1).mean(-1)
     idx = np.atleast_1d(lip_idx)
-    return np.linalg.norm(np.asarray(pred)[..., idx, :] - np.asarray(gt)[..., idx, :], axis=-1).max(-1).mean(-1)
+    err = np.linalg.norm(np.asarray(pred)[..., idx, :] - np.asarray(gt)[..., idx, :], axis=-1)
+    return (err ** power).max(-1).mean(-1)
 
 
-__all__ = ["lip_aperture", "lip_vertex_error"]
+__all__ = ["LVE_CONVENTIONS", "lip_aperture", "lip_vertex_error"]

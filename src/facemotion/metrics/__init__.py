@@ -1,4 +1,5 @@
-"""Evaluation metrics: vertex errors (LVE, MVE), upper-face dynamics (FDD), mouth opening (MOD),
+"""Evaluation metrics: vertex errors (LVE in two conventions, MVE), upper-face and non-lip dynamics
+(FDD, NLDD), mouth opening (MOD), multimodality,
 head-motion beat alignment (BA), sample diversity, and the real-speech lip-sync check
 (:mod:`facemotion.metrics.lipsync`)."""
 
@@ -10,9 +11,11 @@ from facemotion.metrics.motion import (
     lve,
     mod,
     mouth_aperture,
+    multimodality,
     mve,
+    nldd,
     sample_diversity,
 )
 
 __all__ = ["beat_alignment", "diversity", "fdd", "head_motion_beats", "lve", "mod",
-           "mouth_aperture", "mve", "sample_diversity"]
+           "mouth_aperture", "multimodality", "mve", "nldd", "sample_diversity"]

@@ -23,23 +23,24 @@ def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     return pred, gt
 
 
-def lve(pred, gt, lip_idx) -> float:
-    """Lip vertex error: per frame, the largest L2 error over the lip vertices, averaged over frames.
+def lve(pred, gt, lip_idx, convention: str = "diffposetalk") -> float:
+    """Lip vertex error: per frame, the largest error over the lip vertices, averaged over frames.
 
     Richard et al. 2021 (MeshTalk), as used by FaceFormer, CodeTalker and DiffPoseTalk (Table 1,
-    in mm). FaceFormer's code takes the maximum of the *squared* error; this follows DiffPoseTalk,
-    which reports it as a length (the plain L2 norm). Computed by
-    :func:`facemotion.face.lips.lip_vertex_error` (the one LVE of the package).
+    in mm). ``convention="diffposetalk"`` takes the plain L2 norm (a length);
+    ``"faceformer"`` the maximum of the *squared* error, as FaceFormer's and CodeTalker's code.
+    Computed by :func:`facemotion.face.lips.lip_vertex_error` (the one LVE of the package).
 
     Args:
         pred, gt: vertices ``[T, V, 3]`` in metres.
         lip_idx: lip vertex indices ``[L]`` (e.g. ``HeadRig.regions["lips"]``).
+        convention: ``"diffposetalk"`` or ``"faceformer"``.
     Returns:
-        metres.
+        metres (``"diffposetalk"``) or square metres (``"faceformer"``).
     Raises:
-        ValueError: if the shapes differ.
+        ValueError: if the shapes differ, or an unknown convention.
     """
-    return float(lip_vertex_error(*_pair(pred, gt), lip_idx))
+    return float(lip_vertex_error(*_pair(pred, gt), lip_idx, convention))
 
 
 def mve(pred, gt) -> float:
@@ -56,9 +57,13 @@ def mve(pred, gt) -> float:
     return float(np.linalg.norm(pred - gt, axis=-1).mean())
 
 
-def _upper_face_dynamics(vertices: np.ndarray, template: np.ndarray, upper_idx) -> float:
-    motion = vertices[:, upper_idx] - template[upper_idx]  # [T, U, 3]
-    magnitude = np.sum(motion**2, axis=-1)  # [T, U] squared displacement (CodeTalker)
+def _region_dynamics(vertices: np.ndarray, template: np.ndarray, idx, squared: bool = True) -> float:
+    """Mean over the ``idx`` vertices of the temporal std of their displacement from the template
+    (squared L2 norm as CodeTalker's FDD, or the L2 norm as DF-3DFace's NLDD)."""
+    motion = vertices[:, idx] - template[idx]  # [T, U, 3]
+    magnitude = np.sum(motion**2, axis=-1)  # [T, U] squared displacement
+    if not squared:
+        magnitude = np.sqrt(magnitude)
     return float(magnitude.std(axis=0).mean())
 
 
@@ -81,8 +86,31 @@ def fdd(pred, gt, upper_idx, template) -> float:
     """
     pred, gt = _pair(pred, gt)
     template = np.asarray(template, dtype=np.float64)
-    return abs(_upper_face_dynamics(gt, template, upper_idx)
-               - _upper_face_dynamics(pred, template, upper_idx))
+    return abs(_region_dynamics(gt, template, upper_idx) - _region_dynamics(pred, template, upper_idx))
+
+
+def nldd(pred, gt, lip_idx, template) -> float:
+    """Non-lip dynamics deviation (DF-3DFace, Park et al. 2023, Sec. "Evaluation Metrics", after
+    CodeTalker's FDD): for every vertex outside the lips, the L2 norm of its displacement from the
+    template per frame; its standard deviation over time; the mean over those vertices; NLDD is the
+    absolute difference of that mean between ground truth and prediction.
+
+    Args:
+        pred, gt: vertices ``[T, V, 3]`` in metres.
+        lip_idx: lip vertex indices ``[L]``; every other vertex counts.
+        template: neutral vertices ``[V, 3]`` in metres.
+    Returns:
+        metres (a std of distances).
+    Raises:
+        ValueError: if the shapes differ, or no vertex is outside the lips.
+    """
+    pred, gt = _pair(pred, gt)
+    template = np.asarray(template, dtype=np.float64)
+    others = np.setdiff1d(np.arange(gt.shape[1]), np.asarray(lip_idx).reshape(-1))
+    if not len(others):
+        raise ValueError("nldd: every vertex is a lip vertex")
+    return abs(_region_dynamics(gt, template, others, squared=False)
+               - _region_dynamics(pred, template, others, squared=False))
 
 
 def mouth_aperture(vertices, upper_idx, lower_idx) -> np.ndarray:
@@ -186,6 +214,27 @@ def diversity(samples) -> float:
     x = x.reshape(x.shape[0], x.shape[1], -1)
     return float(np.mean([np.linalg.norm(x[i] - x[j], axis=-1).mean()
                           for i, j in combinations(range(len(x)), 2)]))
+
+
+def multimodality(samples) -> float:
+    """Multimodality (Guo et al. 2020, Action2Motion; DF-3DFace Table 3): K samples generated for
+    one input are split into two subsets of K/2 (first half, second half); the score is the mean
+    L2 distance between paired samples ``i`` and ``K/2 + i``, each sample flattened whole
+    (all frames and trailing dimensions as one vector).
+
+    Args:
+        samples: ``[K, T, ...]`` with K even and >= 2 (DF-3DFace: 2 x 100), any unit.
+    Returns:
+        mean paired distance, in the unit of the samples.
+    Raises:
+        ValueError: K odd or < 2.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.shape[0] < 2 or x.shape[0] % 2:
+        raise ValueError(f"multimodality needs an even number (>= 2) of samples, got {x.shape[0]}")
+    x = x.reshape(x.shape[0], -1)
+    half = x.shape[0] // 2
+    return float(np.linalg.norm(x[:half] - x[half:], axis=-1).mean())
 
 
 def sample_diversity(space, motions) -> dict[str, float]:

@@ -1,0 +1,50 @@
+"""Hand-computed cases of the metrics whose papers differ (LVE conventions) or that DF-3DFace adds
+(NLDD, multimodality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facemotion.face.lips import lip_vertex_error
+from facemotion.metrics import fdd, lve, multimodality, nldd
+
+
+def test_lve_conventions_by_hand():
+    gt = np.zeros((2, 3, 3))
+    pred = gt.copy()
+    pred[0, 0] = [0.003, 0.004, 0]  # 5 mm at lip vertex 0
+    pred[0, 1] = [0.001, 0, 0]      # 1 mm at lip vertex 1
+    pred[1, 1] = [0, 0.002, 0]      # 2 mm
+    pred[1, 2] = [0.010, 0, 0]      # not a lip vertex
+    lips = [0, 1]
+    assert lve(pred, gt, lips) == pytest.approx((0.005 + 0.002) / 2)                     # m
+    assert lve(pred, gt, lips, convention="faceformer") == pytest.approx((25e-6 + 4e-6) / 2)  # m^2
+    t = lip_vertex_error(torch.tensor(pred), torch.tensor(gt), lips, convention="faceformer")
+    assert float(t) == pytest.approx(14.5e-6)
+    with pytest.raises(ValueError, match="convention"):
+        lve(pred, gt, lips, convention="meshtalk")
+
+
+def test_nldd_by_hand():
+    template = np.zeros((3, 3))
+    gt = np.zeros((2, 3, 3))
+    pred = np.zeros((2, 3, 3))
+    gt[:, 0, 0] = [0.0, 0.5]      # lip vertex: ignored
+    gt[:, 1, 1] = [0.0, 0.2]      # non-lip: |d| = 0, 0.2 -> std 0.1
+    gt[:, 2, 2] = [0.1, 0.1]      # std 0
+    pred[:, 1, 1] = [0.0, -0.6]   # |d| = 0, 0.6 -> std 0.3 (a norm, not the signed value)
+    # gt: mean(0.1, 0) = 0.05; pred: mean(0.3, 0) = 0.15
+    assert nldd(pred, gt, [0], template) == pytest.approx(0.1)
+    # FDD on the same vertices squares the norm: gt std of (0, 0.04) = 0.02, pred (0, 0.36) = 0.18
+    assert fdd(pred, gt, [1, 2], template) == pytest.approx(abs(0.01 - 0.09))
+
+
+def test_multimodality_by_hand():
+    s = np.zeros((4, 2, 1))
+    s[2] = [[3.0], [4.0]]  # pair (0, 2): |(3, 4)| = 5
+    s[1] = [[1.0], [0.0]]  # pair (1, 3): 1
+    assert multimodality(s) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="even"):
+        multimodality(s[:3])
