@@ -70,6 +70,15 @@ def _eval(args) -> int:
     return eval_command(args)
 
 
+def _convert(args) -> int:
+    from facemotion.data.readers import convert
+
+    records = convert(args.source, args.src, args.out, stride=args.stride, fps=args.fps, split=args.split,
+                      overwrite=args.overwrite)
+    print(f"{len(records)} clips -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``facemotion`` command (all subcommands)."""
     p = argparse.ArgumentParser(
@@ -190,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory (models that use one)")
     ev.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     ev.set_defaults(func=_eval)
+
+    cv = sub.add_parser("convert", help="convert a dataset (VOCASET, BIWI, Live Link Face CSV) into the native format",
+                        description="Read SRC (VOCASET or BIWI in the FaceFormer/CodeTalker layout: vertices_npy/, "
+                                    "wav/, templates.pkl, with FaceFormer's splits; or Live Link Face CSVs with "
+                                    "their audio) clip by clip into a native dataset OUT.")
+    cv.add_argument("--from", dest="source", required=True, choices=("vocaset", "biwi", "livelink-csv"),
+                    help="source layout")
+    cv.add_argument("src", type=Path, help="source folder (or one CSV)")
+    cv.add_argument("-o", "--out", type=Path, required=True, help="native dataset folder to write")
+    cv.add_argument("--stride", type=int, default=1,
+                    help="vocaset/biwi: keep every N-th frame (FaceFormer trains VOCASET at 60/2 = 30 fps)")
+    cv.add_argument("--fps", type=float, help="livelink-csv: frame rate (default: from the timecodes)")
+    cv.add_argument("--split", default="train", help="livelink-csv: split of every clip (default: train)")
+    cv.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    cv.set_defaults(func=_convert)
     return p
 
 
