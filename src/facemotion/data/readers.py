@@ -111,17 +111,12 @@ def _write_clip(out: Path, clip_id: str, arrays: dict, audio: Path, record: dict
 
 
 def _templates(path: Path) -> dict:
-    from facemotion.face.flame import FlameUnpickler, _unshim
+    from facemotion.face.flame import read_data_pickle
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; expected templates.pkl (a pickled dict subject -> [V, 3])")
-    try:
-        with open(path, "rb") as f:
-            templates = _unshim(FlameUnpickler(f, encoding="latin1").load())
-    except Exception as exc:
-        raise DataError(f"{path}: not a pickled dict subject -> [V, 3] ({type(exc).__name__}: {exc})") from None
+    what = "templates.pkl (a pickled dict subject -> [V, 3])"
+    templates = read_data_pickle(path, what)
     if not isinstance(templates, dict):
-        raise DataError(f"{path}: holds a {type(templates).__name__}, expected a dict subject -> [V, 3]")
+        raise DataError(f"{path}: holds a {type(templates).__name__}, expected {what}")
     return templates
 
 
@@ -171,6 +166,8 @@ def convert_faceformer(src, out, dataset: str, stride: int = 1, overwrite: bool 
     src, out = Path(src), Path(out)
     if dataset not in FACEFORMER_SPLITS:
         raise DataError(f"{dataset}: not a FaceFormer-layout dataset (use one of {sorted(FACEFORMER_SPLITS)})")
+    if int(stride) < 1:
+        raise DataError(f"--stride {stride}: must be a whole number >= 1")
     templates = _templates(src / "templates.pkl")
     clips = iter_faceformer(src, dataset)
     _prepare_output(out, overwrite)

@@ -116,6 +116,26 @@ def _unshim(obj):
     return obj
 
 
+def read_data_pickle(path, what: str):
+    """Unpickle a data file (numpy arrays, scipy sparse matrices, dicts; chumpy objects become
+    numpy arrays) with :class:`FlameUnpickler`, as Python 2 pickles need (``latin1``).
+
+    Args:
+        path: the file (FLAME model, ``FLAME_masks.pkl``, FaceFormer's ``templates.pkl``).
+        what: what the file should hold, for the error message.
+    Raises:
+        DataError: the file is missing or does not unpickle to data (message names the file and ``what``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected {what}")
+    try:
+        with open(path, "rb") as f:
+            return _unshim(FlameUnpickler(f, encoding="latin1").load())
+    except Exception as exc:  # pickle, format and shim errors all mean "not that file"
+        raise DataError(f"{path}: not readable as {what} ({type(exc).__name__}: {exc})") from None
+
+
 def _dense(a) -> np.ndarray:
     return np.asarray(a.toarray() if hasattr(a, "toarray") else a)
 
@@ -138,15 +158,14 @@ def load_flame_model(path) -> dict:
     what = "a FLAME model (.pkl or .npz with keys " + ", ".join(FLAME_KEYS) + ")"
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected {what}")
-    try:
-        if path.suffix == ".npz":
+    if path.suffix == ".npz":
+        try:
             with np.load(path, allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
-        else:
-            with open(path, "rb") as f:
-                raw = _unshim(FlameUnpickler(f, encoding="latin1").load())
-    except Exception as exc:  # pickle, zip, format and shim errors all mean "not a FLAME model"
-        raise DataError(f"{path}: not readable as {what} ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # zip and format errors all mean "not a FLAME model"
+            raise DataError(f"{path}: not readable as {what} ({type(exc).__name__}: {exc})") from None
+    else:
+        raw = read_data_pickle(path, what)
     if not isinstance(raw, dict):
         raise DataError(f"{path}: holds a {type(raw).__name__}, expected {what}")
     missing = [k for k in FLAME_KEYS if k not in raw]
@@ -251,13 +270,12 @@ def _read_index_file(path: Path) -> np.ndarray:
 
 def _read_masks(path: Path) -> dict[str, np.ndarray]:
     """The regions of a ``FLAME_masks.pkl`` (a dict of index arrays). Raises DataError."""
+    what = "a FLAME_masks.pkl (a dict of vertex index arrays)"
+    masks = read_data_pickle(path, what)
     try:
-        with open(path, "rb") as f:
-            masks = _unshim(FlameUnpickler(f, encoding="latin1").load())
         masks = {str(k): np.unique(np.asarray(v, np.int64)) for k, v in masks.items()}
-    except Exception as exc:
-        raise DataError(f"{path}: not a FLAME_masks.pkl (a dict of vertex index arrays; "
-                        f"{type(exc).__name__}: {exc})") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not {what} ({exc})") from None
     missing = [k for k in ("lips",) + MASK_UPPER_FACE if k not in masks]
     if missing:
         raise DataError(f"{path}: FLAME_masks.pkl without the regions {missing}")
@@ -505,4 +523,4 @@ class FlameSpace(FaceSpace):
                         landmarks={"upper_lip_mid": up, "lower_lip_mid": lo}, neck_pivot=self.neck_pivot.numpy())
 
 
-__all__ = ["FlameSpace", "FlameUnpickler", "axis_angle_to_matrix", "lbs", "load_flame_model"]
+__all__ = ["FlameSpace", "FlameUnpickler", "axis_angle_to_matrix", "lbs", "load_flame_model", "read_data_pickle"]
