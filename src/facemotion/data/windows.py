@@ -38,6 +38,19 @@ def motion_vectors(space, data: dict[str, np.ndarray], source: str = "motion") -
         raise DataError(f"{source}: {exc}") from None
 
 
+def edge_padded(a: np.ndarray, start: int, frames: int) -> np.ndarray:
+    """Rows ``start .. start + frames - 1`` of ``a [T, ...]`` (T ≥ 1), rows outside ``[0, T)``
+    repeating the first or last row (diffusion policy's ``SequenceSampler`` padding)."""
+    return a[np.clip(np.arange(start, start + frames), 0, len(a) - 1)]
+
+
+def _padded_window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
+    t = min(len(motion), len(features))
+    return {"audio": torch.from_numpy(np.ascontiguousarray(edge_padded(features[:t], start, frames))),
+            "motion": torch.from_numpy(np.ascontiguousarray(edge_padded(motion[:t], start, frames))),
+            "length": frames, "speaker": str(rec.get("speaker", "")), "id": str(rec["id"])}
+
+
 def _window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
     t = min(len(motion), len(features))
     length = max(0, min(frames, t - start))
@@ -139,13 +152,19 @@ class MotionWindows(IterableDataset):
     ``speaker``, ``id``. ``cache_bytes`` bounds each worker's :class:`ClipStore`. Each dataloader
     worker (and distributed
     rank) draws from its own random stream derived from ``seed``.
+
+    ``pad = (before, after)`` frames (cached features only) draws the start from ``[-before,
+    T - frames + after]`` instead and fills frames outside the clip by repeating its first or last
+    frame (audio and motion; ``length`` is then ``frames``), as diffusion policy's sequence sampler
+    pads episodes (3DFacePolicy §3.2.1: ``n_obs_steps - 1`` before, ``n_action_steps - 1`` after).
     """
 
     def __init__(self, root, records: list[dict], feature_dirs, space, frames: int, seed: int = 0,
-                 cache_bytes: int = 512 * 2**20):
+                 cache_bytes: int = 512 * 2**20, pad: tuple[int, int] = (0, 0)):
         if not records:
             raise DataError(f"{root}: no clips to train on")
         self.records, self.frames, self.seed = records, frames, seed
+        self.pad = (int(pad[0]), int(pad[1]))
         self.store = ClipStore(root, feature_dirs, space, cache_bytes)
         lengths = np.array([max(float(r["duration"]) * float(r["fps"]), 1.0) for r in records])
         self.weights = lengths / lengths.sum()
@@ -164,6 +183,11 @@ class MotionWindows(IterableDataset):
                 yield _wave_item(audio, motion, start, self.frames, rec)
                 continue
             t = min(len(audio), len(motion))
+            if any(self.pad):
+                before, after = self.pad
+                start = int(rng.integers(-before, max(-before, t - self.frames + after) + 1))
+                yield _padded_window(audio, motion, start, self.frames, rec)
+                continue
             start = int(rng.integers(0, t - self.frames + 1)) if t > self.frames else 0
             yield _window(audio, motion, start, self.frames, rec)
 
@@ -177,7 +201,7 @@ def fixed_windows(root, records: list[dict], feature_dirs, space, frames: int, c
 
 
 def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips: int | None = 2000,
-                       seed: int = 0) -> dict[str, RunningStats]:
+                       seed: int = 0, derived=None) -> dict[str, RunningStats]:
     """Per-dimension mean and std of motion and audio features over (a sample of) clips,
     streamed clip by clip (memory independent of the number of clips).
 
@@ -187,9 +211,12 @@ def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips
             for an audio encoder that runs inside the training step (no audio statistics).
         space: the face space (``motion_vectors``).
         max_clips: clips drawn at random (``seed``) without replacement; None: all.
+        derived: optional ``derived(motion [T, D]) -> {key: array [T', D']}``: statistics of
+            quantities a recipe derives from each clip's motion (e.g. 3DFacePolicy's per-frame
+            actions), accumulated under their keys.
     Returns:
-        ``{"motion": RunningStats [D], "audio": RunningStats [C]}`` (no ``audio`` when
-        ``feature_dirs`` is None); feed to ``Normalizer.fit`` / ``Recipe.set_statistics``.
+        ``{"motion": RunningStats [D], "audio": RunningStats [C], **derived keys}`` (no ``audio``
+        when ``feature_dirs`` is None); feed to ``Normalizer.fit`` / ``Recipe.set_statistics``.
     Raises:
         DataError: a clip file is missing or unreadable, or its lengths disagree.
     """
@@ -205,6 +232,10 @@ def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips
             audio, motion = store.get(records[i])
         stats["motion"] = stats["motion"] or RunningStats(motion.shape[-1])
         stats["motion"].update(motion)
+        for key, value in (derived(motion) if derived is not None else {}).items():
+            if len(value):
+                stats[key] = stats.get(key) or RunningStats(value.shape[-1])
+                stats[key].update(value)
         if feature_dirs is not None:
             stats["audio"] = stats["audio"] or RunningStats(audio.shape[-1])
             stats["audio"].update(audio)

@@ -4,8 +4,10 @@ from facemotion.models.denoiser import TransformerDenoiser, alignment_mask
 from facemotion.models.joint_encoder import JointEncoderDenoiser
 from facemotion.models.style_encoder import StyleEncoder
 from facemotion.models.sync_expert import SyncExpert
+from facemotion.models.unet1d import ConditionalUnet1D
 
-DENOISERS = {"transformer_decoder": TransformerDenoiser, "transformer_encoder": JointEncoderDenoiser}
+DENOISERS = {"transformer_decoder": TransformerDenoiser, "transformer_encoder": JointEncoderDenoiser,
+             "unet1d": ConditionalUnet1D}
 """Denoiser classes by the name a recipe config gives (``denoiser``)."""
 
 
@@ -22,5 +24,5 @@ def build_denoiser(name: str, **kwargs):
     return DENOISERS[name](**kwargs)
 
 
-__all__ = ["TransformerDenoiser", "JointEncoderDenoiser", "StyleEncoder", "SyncExpert", "alignment_mask", "DENOISERS",
+__all__ = ["TransformerDenoiser", "JointEncoderDenoiser", "ConditionalUnet1D", "StyleEncoder", "SyncExpert", "alignment_mask", "DENOISERS",
            "build_denoiser"]

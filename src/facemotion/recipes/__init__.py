@@ -18,7 +18,8 @@ from pathlib import Path
 from facemotion.errors import DataError
 
 RECIPES = {"diffposetalk": "facemotion.recipes.diffposetalk:DiffPoseTalk",
-           "df3dface": "facemotion.recipes.df3dface:DF3DFace"}
+           "df3dface": "facemotion.recipes.df3dface:DF3DFace",
+           "facepolicy": "facemotion.recipes.facepolicy:FacePolicy"}
 
 
 def recipe_class(name: str):

@@ -26,7 +26,8 @@ CHECKPOINT_FORMAT = "facemotion-checkpoint-1"
 class TrainConfig:
     """Settings of the generic trainer (``recipes.training``), inherited by every recipe config.
 
-    lr: Adam learning rate; warmup: linear warm-up steps (restarted at each training phase);
+    lr: learning rate; optimizer: ``"adam"`` or ``"adamw"`` (decoupled ``weight_decay``);
+    warmup: linear warm-up steps (restarted at each training phase);
     batch_size, max_steps: defaults for ``train``; ema_decay: EMA of the weights (exported);
     val_every: validation interval (steps); val_clips: validation windows; ckpt_every:
     ``last.ckpt`` interval (steps); num_workers: dataloader workers; feature_workers: audio
@@ -34,6 +35,8 @@ class TrainConfig:
     """
 
     lr: float = 4e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
     warmup: int = 100
     batch_size: int = 32
     max_steps: int = 2000

@@ -82,9 +82,18 @@ class RecipeModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["length"]))
 
     def configure_optimizers(self):
-        """Adam at ``config.lr`` with a linear warm-up of ``config.warmup`` steps per phase."""
+        """``config.optimizer`` (Adam, or AdamW with ``config.weight_decay``) at ``config.lr`` with
+        a linear warm-up of ``config.warmup`` steps per phase.
+
+        Raises:
+            DataError: an unknown optimizer name.
+        """
         cfg = self.recipe.config
-        opt = torch.optim.Adam(self.recipe.parameters(), lr=cfg.lr)
+        name = getattr(cfg, "optimizer", "adam")
+        if name not in ("adam", "adamw"):
+            raise DataError(f"optimizer {name!r}: unknown (choose adam or adamw)")
+        opt = (torch.optim.AdamW(self.recipe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+               if name == "adamw" else torch.optim.Adam(self.recipe.parameters(), lr=cfg.lr))
 
         def factor(step: int) -> float:
             return min(1.0, (step - self.recipe.phase_start(step) + 1) / max(1, cfg.warmup))
@@ -180,9 +189,11 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         from facemotion.data.native import load_motion
 
         model.space.fit(load_motion(data, r) for r in train_recs)
-    model.set_statistics(dataset_statistics(data, train_recs, feats, model.space), cfg.std_floor)
+    model.set_statistics(dataset_statistics(data, train_recs, feats, model.space,
+                                            derived=getattr(model, "derived_statistics", None)), cfg.std_floor)
     module = RecipeModule(model)
-    loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed),
+    loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed,
+                                      pad=getattr(model, "train_padding", (0, 0))),
                         batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=default_collate,
                         persistent_workers=cfg.num_workers > 0)
     val = fixed_windows(data, val_recs, feats, model.space, model.train_frames, cfg.val_clips)
