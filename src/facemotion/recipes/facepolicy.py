@@ -74,7 +74,9 @@ class FacePolicyConfig(DiffusionConfig):
     schedule (diffusion policy's), DDIM with ``steps``* 10 (DP3's).
     Training (§4.2): AdamW at ``lr`` 1e-4 (``optimizer`` "adamw", ``weight_decay``* 1e-6 as diffusion
     policy); ``batch_size``* 256 items of H + 1 frames (the paper trains with batch 1 for 50 epochs).
-    ``drift_control``*: ``"observe"`` or ``"none"`` (module doc). ``std_floor`` 1e-5: per-frame
+    ``drift_control``*: ``"observe"`` or ``"none"`` (module doc); ``drift_leak``* λ ∈ [0, 1): at
+    generation each integrated frame is pulled back towards the neutral face,
+    ``x^{n+1} = x^n + a^n − λ (x^n − x_neutral)`` (0: eq. 2 exactly). ``std_floor`` 1e-5: per-frame
     actions in metres are small. ``window``, ``w_audio`` and the transformer sizes of
     :class:`~facemotion.recipes.base.DiffusionConfig` are not used.
     """
@@ -100,6 +102,7 @@ class FacePolicyConfig(DiffusionConfig):
     weight_decay: float = 1e-6
     batch_size: int = 256
     drift_control: str = "observe"
+    drift_leak: float = 0.0
     std_floor: float = 1e-5
 
 
@@ -312,11 +315,19 @@ class FacePolicy(Recipe):
             raise FacemotionError(f"first must be a face-space state [{self.space.dim}], got {tuple(start.shape)}")
         hist = {"x": start.to(dev)[None, None].expand(num_samples, c.n_obs_steps, -1)}
         n_obs, n_act = c.n_obs_steps, c.n_action_steps
+        neutral = self.neutral_state().to(dev)
 
         def step(t: int, audio: torch.Tensor) -> torch.Tensor:
             states = hist["x"]
             act = self._horizon(states, audio.to(dev)[None].expand(num_samples, -1, -1), gens, steps, sched)
-            rows = states[:, -1:] + act[:, n_obs - 1:].cumsum(1)             # frames t, t + 1, ...
+            if c.drift_leak > 0:  # x^{n+1} = x^n + a^n - λ (x^n - x_neutral), frame by frame
+                x, rows = states[:, -1], []
+                for a in act[:, n_obs - 1:].unbind(1):
+                    x = x + a - c.drift_leak * (x - neutral)
+                    rows.append(x)
+                rows = torch.stack(rows, 1)
+            else:
+                rows = states[:, -1:] + act[:, n_obs - 1:].cumsum(1)         # frames t, t + 1, ... (eq. 2)
             out = torch.cat([states[:, 1:], rows], dim=1)[:, :c.horizon]
             hist["x"] = torch.cat([states, rows[:, :n_act]], dim=1)[:, -n_obs:]
             return out
