@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -96,3 +97,13 @@ def make_dataset(root: Path, clips: int = 3, seconds: float = 2.0, fps: int = 25
         head[:, 1] = 0.05 * np.sin(np.arange(t) / fps)
         return {"blendshapes": bs, "head_rotation": head}
     return burst_clips(root, clips, seconds, fps, motion)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one torch thread (two threads on a shared, loaded CPU can be 50x slower). Import
+    it into a test module with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,19 +15,14 @@ from facemotion.models import DENOISERS, ConditionalUnet1D
 from facemotion.recipes import RECIPES, recipe_class
 from facemotion.recipes.base import config_from
 from facemotion.recipes.facepolicy import FacePolicy, FacePolicyConfig
+from recipe_helpers import one_thread  # noqa: F401  (the fixture)
 
 V = 8
 TINY = {"audio_encoder": {"name": "mel", "n_mels": 8}, "obs_dim": 32, "state_hidden": 32, "audio_hidden": 16,
         "down_dims": [32, 64], "step_embed_dim": 16, "steps": 4, "warmup": 1, "lr": 1e-3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread (two threads on a shared, loaded CPU can be 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _space(head_pose: bool = True) -> VertexSpace:
