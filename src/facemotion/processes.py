@@ -145,44 +145,6 @@ def process_pool(workers: int, mp_context=None, initializer: Callable | None = N
     pool.shutdown(wait=True)
 
 
-_SHARED_POOLS: dict[tuple, ProcessPoolExecutor] = {}
-
-
-@contextmanager
-def shared_pool(key, workers: int, mp_context=None, initializer: Callable | None = None,
-                initargs: tuple = ()) -> Iterator[ProcessPoolExecutor]:
-    """A worker pool kept for the life of this process and reused by every ``with`` block of
-    the same ``key`` (e.g. the word recognizer, called once per piece of a long recording).
-
-    Its workers start at its first task and are then reused, so they hold what this process
-    held at that moment, however much it holds later (a pool forked anew for each piece of an
-    hour of speech would copy an ever larger parent), and they are not started again for each
-    call. They die with this process, as :func:`process_pool`'s do; when a block is left by an
-    exception (an error in a task, :class:`Interrupted`) they are killed at once and the pool
-    is dropped (the next block starts a new one), and so is a pool broken by a dead worker.
-
-    Args:
-        key: what the pool is for (hashable); pools are per process, ``key`` and ``workers``.
-        workers: number of worker processes (>= 1).
-        mp_context: a :mod:`multiprocessing` context (default: the platform's).
-        initializer, initargs: run in each worker after it is tied to this process.
-    """
-    full_key = (os.getpid(), key, int(workers))
-    pool = _SHARED_POOLS.get(full_key)
-    if pool is None or getattr(pool, "_broken", False):
-        pool = ProcessPoolExecutor(workers, mp_context=mp_context, initializer=_init_worker,
-                                   initargs=(os.getpid(), initializer, tuple(initargs)))
-        _SHARED_POOLS[full_key] = pool
-    try:
-        yield pool
-    except BaseException:
-        _SHARED_POOLS.pop(full_key, None)
-        for child in list(getattr(pool, "_processes", {}).values()):
-            child.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-
-
 def fork_tied() -> int:
     """:func:`os.fork`, with the child tied to this process: on Linux the kernel sends it SIGKILL
     when the forking thread dies (``prctl(PR_SET_PDEATHSIG)``), and it exits at once if this

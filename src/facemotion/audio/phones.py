@@ -7,11 +7,13 @@ Both decoders need 16 kHz mono input (``facemotion.audio.io.load_audio`` gives t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
 import re
+import threading
 from typing import Mapping
 
 import numpy as np
@@ -112,11 +114,28 @@ VOCABULARY_SIZE = 10000
 """Words known to :func:`recognize`: the most frequent English words (``wordfreq``) that cmudict has."""
 
 
-@functools.lru_cache(maxsize=2)
-def _word_decoder(vocabulary: int):
-    import tempfile
+_FREE_WORD_DECODERS: dict[int, list] = {}
+_FREE_LOCK = threading.Lock()
 
-    from pocketsphinx import Decoder
+
+@contextlib.contextmanager
+def _borrowed_word_decoder(vocabulary: int):
+    """A word decoder used by one thread at a time: taken from the free ones kept for the
+    process, or built (~110 MB each, about as many as threads ever decode at once), and given
+    back afterwards (not after an error: its state is unknown)."""
+    with _FREE_LOCK:
+        free = _FREE_WORD_DECODERS.setdefault(int(vocabulary), [])
+        decoder = free.pop() if free else None
+    if decoder is None:
+        decoder = _new_word_decoder(int(vocabulary))
+    yield decoder
+    with _FREE_LOCK:
+        _FREE_WORD_DECODERS[int(vocabulary)].append(decoder)
+
+
+@functools.lru_cache(maxsize=2)
+def _vocabulary_entries(vocabulary: int) -> tuple[str, ...]:
+    """cmudict lines of the ``vocabulary`` most frequent English words."""
     from wordfreq import top_n_list
 
     entries: dict[str, list[str]] = {}
@@ -124,11 +143,18 @@ def _word_decoder(vocabulary: int):
         for line in f:
             entries.setdefault(line.split(" ", 1)[0].split("(")[0], []).append(line)
     words = [w for w in top_n_list("en", 3 * vocabulary) if w in entries][:vocabulary]
+    return tuple(line for word in words for line in entries[word])
+
+
+def _new_word_decoder(vocabulary: int):
+    import tempfile
+
+    from pocketsphinx import Decoder
+
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "vocabulary.dict")
         with open(path, "w", encoding="utf-8") as f:
-            for word in words:
-                f.writelines(entries[word])
+            f.writelines(_vocabulary_entries(vocabulary))
         return Decoder(dict=path, bestpath=False, loglevel="FATAL")
 
 
@@ -230,10 +256,14 @@ def _aligned_phones(decoder, data: bytes, offset: float = 0.0) -> list[PhoneSegm
 
 
 def _recognize_utterance(args: tuple[np.ndarray, float, int]) -> list[PhoneSegment]:
-    """Word recognition and phone alignment of one utterance (int16 ``pcm``, ``offset`` s)."""
-    pcm, offset, vocabulary = args
-    decoder = _word_decoder(vocabulary)
-    decoder.reinit_feat()  # each utterance on its own: the same result in any process and order
+    """Word recognition and phone alignment of one utterance (int16 ``pcm``, ``offset`` s), on a
+    decoder borrowed for this thread."""
+    with _borrowed_word_decoder(args[2]) as decoder:
+        return _recognize_with(decoder, *args[:2])
+
+
+def _recognize_with(decoder, pcm: np.ndarray, offset: float) -> list[PhoneSegment]:
+    decoder.reinit_feat()  # each utterance on its own: the same result on any decoder and in any order
     data = pcm.tobytes()
     _decode(decoder, data)
     hyp = decoder.hyp()
@@ -263,15 +293,15 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     the two together); the price is 2–4× the phone loop's time. The dictionary is cut to the
     ``vocabulary`` most frequent English words (cmudict ∩ ``wordfreq``), which halves the
     decoding time for a small loss of recall. Long input is decoded as independent
-    utterances of about ``chunk_s`` seconds split at the quietest 10 ms frame, in
-    ``workers`` processes when there are several (forked where the platform allows, at the first
-    call, and kept for later calls: :func:`facemotion.processes.shared_pool`; they die with this one).
+    utterances of about ``chunk_s`` seconds split at the quietest 10 ms frame, on ``workers``
+    threads when there are several (pocketsphinx releases the GIL; each thread decodes with a
+    decoder of its own, ~110 MB, kept for later calls), so no process is forked.
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
         vocabulary: number of words the decoder knows.
         chunk_s: utterance length for long audio, seconds.
-        workers: processes decoding utterances in parallel (1 = in this process).
+        workers: threads decoding utterances in parallel (1 = in the calling thread).
 
     Not from the four papers: it feeds the ``phonetic`` audio encoder, which stands in for
     the pretrained speech models the papers use when none is available.
@@ -285,19 +315,43 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     pcm = _to_int16(wave)
     bounds = _split_points(pcm, chunk_s, search_s=min(2.0, chunk_s / 4))
     jobs = [(pcm[lo:hi], lo / SAMPLE_RATE, int(vocabulary)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    _word_decoder(int(vocabulary))  # built once here, inherited by forked workers
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing
-
-        from facemotion.processes import shared_pool
-
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        # one pool for the process: long audio, recognised piece by piece, reuses its workers
-        with shared_pool(("recognize", int(vocabulary)), workers, multiprocessing.get_context(method)) as pool:
-            parts = list(pool.map(_recognize_utterance, jobs))
+        parts = _map_in_threads(_recognize_utterance, jobs, workers)
     else:
         parts = [_recognize_utterance(job) for job in jobs]
     return _merge_silences([seg for part in parts for seg in part])
+
+
+def _map_in_threads(fn, jobs: list, workers: int) -> list:
+    """``[fn(job) for job in jobs]`` on up to ``workers`` daemon threads (pocketsphinx decodes
+    without holding the GIL). The first error (or an :class:`~facemotion.processes.Interrupted`
+    in this thread) is raised at once; threads still decoding are left to finish on their own and
+    do not delay the exit of the process (daemon threads)."""
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    todo = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def run() -> None:
+        while not errors:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(jobs[i])
+            except BaseException as error:  # noqa: BLE001 - raised in the calling thread
+                errors.append(error)
+
+    threads = [threading.Thread(target=run, name=f"facemotion-recognize-{k}", daemon=True)
+               for k in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 ASR_PROMPT = "Umm, let me think like, hmm... Okay, here's what I'm, like, thinking."
