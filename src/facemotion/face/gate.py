@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from facemotion.face.space import HEAD_POSE_NAMES
 
@@ -55,8 +56,6 @@ def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], 
     head = [i for i, n in enumerate(names) if n in HEAD_POSE_NAMES]
     if head and head_calm != 1.0 and len(out) > 1:
         width = max(1, int(round(drift_s * fps)) | 1)  # odd, so the average is centred
-        kernel = np.ones(width) / width
-        for i in head:
-            drift = np.convolve(np.pad(out[:, i], width // 2, mode="edge"), kernel, mode="valid")
-            out[:, i] = drift + (out[:, i] - drift) * (head_calm + (1.0 - head_calm) * activity)
+        drift = uniform_filter1d(out[:, head], width, axis=0, mode="nearest")
+        out[:, head] = drift + (out[:, head] - drift) * (head_calm + (1.0 - head_calm) * activity)[:, None]
     return out.astype(motion.dtype, copy=False)
