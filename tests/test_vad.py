@@ -76,6 +76,21 @@ def test_gate_rests_mouth_and_keeps_eyes():
         gate_motion(motion[:, :10], activity, names)
 
 
+def test_idle_blinks_outside_speech_only():
+    names = BlendshapeSpace.names
+    still = np.zeros((int(60 * FPS), len(names)), np.float32)  # a minute of a model that never blinks
+    activity = np.r_[np.zeros(750), np.ones(750)]  # silence, then speech
+    out = gate_motion(still, activity, names, fps=FPS, rng=np.random.default_rng(0))
+    blink = out[:, names.index("eyeBlinkLeft")]
+    assert np.array_equal(blink, out[:, names.index("eyeBlinkRight")])
+    closed = (blink[1:] > 0.9) & (blink[:-1] <= 0.9)  # blink onsets
+    assert 3 <= closed[:750].sum() <= 20  # ~16 a minute in 30 s of silence
+    assert not blink[750:].any()  # the model's own eyes during speech
+    again = gate_motion(still, activity, names, fps=FPS, rng=np.random.default_rng(0))
+    assert np.array_equal(out, again)
+    assert not gate_motion(still, activity, names, fps=FPS).any()  # no rng: no blinks added
+
+
 def test_no_speech_warns_once_and_silent_file_is_not_warned_twice():
     with pytest.warns(AudioWarning, match="noise.wav: no speech detected; the mouth stays at rest"):
         detect_speech(white_noise(), 125, FPS, Path("noise.wav"))
@@ -113,7 +128,7 @@ def test_silence_and_noise_rest_within_1mm_of_neutral(animator, make):
         warnings.simplefilter("ignore", AudioWarning)
         result = generate(animator, make())
     assert abs(mean_aperture_mm(result) - NEUTRAL_MM) < 1.0, (mean_aperture_mm(result), NEUTRAL_MM)
-    assert result.blendshapes[:, BlendshapeSpace.names.index("eyeBlinkLeft")].max() > 0  # still alive
+    assert result.blendshapes[:, BlendshapeSpace.names.index("eyeBlinkLeft")].max() > 0.9  # still blinks
 
 
 def test_speech_still_moves_the_mouth(animator):

@@ -236,7 +236,8 @@ class Animator:
         head = [i for i, n in enumerate(self.space.names) if n in ("headPitch", "headYaw", "headRoll")]
         out = []
         for i, (s, motion) in enumerate(zip(seeds, motions)):
-            gated = gate_motion(motion, activity, self.recipe.space.names, fps=self.fps)
+            gated = gate_motion(motion, activity, self.recipe.space.names, fps=self.fps,
+                                rng=np.random.default_rng(s))
             if pose is not None and len(head) == 3:
                 gated[:, head] = motion[:, head]  # a given pose stays as given
             out.append(self.to_animation(gated, path, s, identity if ids is None else ids[i]))

@@ -19,8 +19,33 @@ MOUTH_PREFIXES = ("jaw", "mouth", "cheekPuff", "tongueOut")
 """ARKit channels (name prefixes) that :func:`gate_motion` rests outside speech."""
 
 
+BLINK_NAMES = ("eyeBlinkLeft", "eyeBlinkRight")
+"""ARKit channels of the idle blinks :func:`gate_motion` adds outside speech."""
+
+
+def idle_blinks(num_frames: int, fps: float, rng: np.random.Generator, rate: float = 16.0) -> np.ndarray:
+    """A blink track ``[T]`` in [0, 1]: blinks at ``rate`` per minute (a gamma renewal process of
+    shape 4, as the data engine's), each closing in 0.1 s and opening in 0.2 s (raised cosine).
+
+    Args:
+        num_frames: T; fps: frames per second; rng: numpy generator (same seed → same blinks);
+        rate: blinks per minute (people at rest: ~15–20).
+    """
+    times = np.arange(num_frames) / fps
+    track = np.zeros(num_frames)
+    mean_gap = 60.0 / rate
+    t = rng.uniform(0.3, mean_gap)
+    while t < num_frames / fps + 0.1:
+        d = times - t
+        rise = np.where((d > -0.1) & (d <= 0), 0.5 - 0.5 * np.cos(np.pi * (d + 0.1) / 0.1), 0.0)
+        fall = np.where((d > 0) & (d < 0.2), 0.5 + 0.5 * np.cos(np.pi * d / 0.2), 0.0)
+        track = np.maximum(track, rise + fall)
+        t += rng.gamma(4.0, mean_gap / 4.0)
+    return track
+
+
 def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], head_calm: float = 0.5,
-                drift_s: float = 2.0, fps: float = 25.0) -> np.ndarray:
+                drift_s: float = 2.0, fps: float = 25.0, rng: np.random.Generator | None = None) -> np.ndarray:
     """Rest the mouth where nobody speaks.
 
     Mouth and jaw channels (names starting with one of :data:`MOUTH_PREFIXES`: ``jaw*``,
@@ -28,7 +53,9 @@ def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], 
     their neutral value 0 outside speech. Head rotation channels (``headPitch``, ``headYaw``,
     ``headRoll``, radians) keep their slow drift (a moving average over ``drift_s`` seconds) and
     their faster motion around it is scaled by ``head_calm + (1 - head_calm) · activity``. Other
-    channels (blinks, gaze, brows, cheeks, nose) are left as they are. A space without such
+    channels (blinks, gaze, brows, cheeks, nose) are left as they are, except that with ``rng``
+    the idle blinks of :func:`idle_blinks` are added outside speech (weighted by ``1 -
+    activity``; a model trained on speech alone hardly blinks on silence). A space without such
     names (FLAME, vertices) is returned unchanged.
 
     Args:
@@ -39,6 +66,7 @@ def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], 
         head_calm: scale of the head's fast motion at activity 0 (1 = unchanged).
         drift_s: window of the head's slow drift, seconds.
         fps: frame rate of ``motion`` (frames per second).
+        rng: numpy generator of the idle blinks, or None for none.
     Returns:
         ``[T, D]`` array of ``motion``'s dtype (a new array).
     Raises:
@@ -58,4 +86,8 @@ def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], 
         width = max(1, int(round(drift_s * fps)) | 1)  # odd, so the average is centred
         drift = uniform_filter1d(out[:, head], width, axis=0, mode="nearest")
         out[:, head] = drift + (out[:, head] - drift) * (head_calm + (1.0 - head_calm) * activity)[:, None]
+    blinks = [i for i, n in enumerate(names) if n in BLINK_NAMES]
+    if rng is not None and blinks and len(out):
+        idle = idle_blinks(len(out), fps, rng) * (1.0 - activity)
+        out[:, blinks] = np.maximum(out[:, blinks], idle[:, None])
     return out.astype(motion.dtype, copy=False)
