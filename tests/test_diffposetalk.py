@@ -60,13 +60,13 @@ def test_sample_contract_and_second_window_conditioning():
     assert seen[0] is None and len(seen) == 9  # 3 windows × 3 steps, all branches in one forward
     assert seen[3].shape[0] == 2 * 3  # samples × guidance branches
     torch.testing.assert_close(seen[3][:2], r.normalise(out[:, 90:100]))
-    # the default: windows start 10 frames early (0, 90, 180) and are cross-faded over them
+    # the default: windows start 5 frames early (0, 95, 190) and are cross-faded over them
     seen.clear()
     faded = r.sample(feats, num_samples=2, style=style, generator=torch.Generator().manual_seed(0), steps=3)
-    assert faded.shape == out.shape and len(seen) == 9 and r.window_boundaries(237) == ([90, 180], 12)
-    torch.testing.assert_close(seen[3][:2], r.normalise(faded[:, 80:90]))  # before the cross-fade
-    torch.testing.assert_close(faded[:, :90], out[:, :90])  # window 1 is the same sample
-    assert not torch.allclose(faded[:, 90:100], out[:, 90:100])
+    assert faded.shape == out.shape and len(seen) == 9 and r.window_boundaries(237) == ([95, 190], 7)
+    torch.testing.assert_close(seen[3][:2], r.normalise(faded[:, 85:95]))  # before the cross-fade
+    torch.testing.assert_close(faded[:, :95], out[:, :95])  # window 1 is the same sample
+    assert not torch.allclose(faded[:, 95:100], out[:, 95:100])
     with pytest.raises(FacemotionError):
         r.sample(feats, overlap=91)  # no room for the previous frames
 
@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     loaded = load_checkpoint(path)
     assert not loaded.training and loaded.fps == 25.0
     assert loaded.default_sampling == {"steps": 5, "w_audio": 1.15, "w_style": 2.5, "scheduler": "dpmsolver",
-                                       "overlap": 10, "crossfade": True}
+                                       "overlap": 5, "crossfade": True}
     feats = torch.randn(30, r.audio_encoder.dim)
     a = r.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))
     b = loaded.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))
