@@ -217,6 +217,7 @@ class Animator:
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
                   identity=None, pose=None) -> list[Animation]:
         from facemotion.audio.vad import detect_speech
+        from facemotion.face.arkit import HEAD_POSE_NAMES
         from facemotion.face.gate import gate_motion
         if num_samples < 1:
             raise FacemotionError(f"num_samples must be >= 1, got {num_samples}")
@@ -233,7 +234,7 @@ class Animator:
             pose = pose[np.minimum(np.arange(len(features)), len(pose) - 1)]
         motions, ids = self.sample(features, seeds, steps, style, w_audio, w_style, identity, pose,
                                    return_identity=True)
-        head = [i for i, n in enumerate(self.space.names) if n in ("headPitch", "headYaw", "headRoll")]
+        head = [i for i, n in enumerate(self.space.names) if n in HEAD_POSE_NAMES]
         out = []
         for i, (s, motion) in enumerate(zip(seeds, motions)):
             gated = gate_motion(motion, activity, self.recipe.space.names, fps=self.fps,

@@ -19,7 +19,7 @@ import numpy as np
 
 from facemotion.errors import DataError
 from facemotion.export.atomic import atomic_path
-from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.face.arkit import ARKIT_BLENDSHAPES, HEAD_POSE_NAMES
 
 #: Live Link Face column names of the 52 blendshapes
 CSV_BLENDSHAPES = tuple(n[0].upper() + n[1:] for n in ARKIT_BLENDSHAPES)
@@ -87,7 +87,7 @@ def read_arkit_csv(path: str | Path, fps: float | None = None):
     if missing or "timecode" not in col:
         raise DataError(f"{path}: not a Live Link Face CSV (missing columns "
                         f"{(missing or ['Timecode'])[:5]})")
-    heads = ("headPitch", "headYaw", "headRoll")
+    heads = HEAD_POSE_NAMES
     try:
         body = [r for r in rows[1:] if r]
         bs = np.array([[float(r[col[n]]) for n in ARKIT_BLENDSHAPES] for r in body], np.float32)

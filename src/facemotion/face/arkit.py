@@ -46,5 +46,8 @@ def mirror_name(name: str) -> str:
     return name
 
 
+#: head rotation channels in Live Link Face's names (radians in facemotion: pitch, yaw, roll)
+HEAD_POSE_NAMES: tuple[str, ...] = ("headPitch", "headYaw", "headRoll")
+
 #: index i -> index of its mirror (itself for unpaired shapes), shape [52]
 ARKIT_MIRROR: tuple[int, ...] = tuple(ARKIT_INDEX[mirror_name(n)] for n in ARKIT_BLENDSHAPES)

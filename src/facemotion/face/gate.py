@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from facemotion.face.space import HEAD_POSE_NAMES
+from facemotion.face.arkit import HEAD_POSE_NAMES
 
 MOUTH_PREFIXES = ("jaw", "mouth", "cheekPuff", "tongueOut")
 """ARKit channels (name prefixes) that :func:`gate_motion` rests outside speech."""

@@ -33,12 +33,11 @@ import torch
 from torch import nn
 
 from facemotion.errors import DataError
-from facemotion.face.arkit import ARKIT_BLENDSHAPES
+from facemotion.face.arkit import ARKIT_BLENDSHAPES, HEAD_POSE_NAMES
 from facemotion.face.lips import lip_aperture
 from facemotion.face.rig import HeadRig, load_head_rig
 from facemotion.face.rotation import euler_to_matrix
 
-HEAD_POSE_NAMES = ("headPitch", "headYaw", "headRoll")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
