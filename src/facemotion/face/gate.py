@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from facemotion.face.arkit import HEAD_POSE_NAMES
+from facemotion.face.blinks import blink_times, blink_track
 
 MOUTH_PREFIXES = ("jaw", "mouth", "cheekPuff", "tongueOut")
 """ARKit channels (name prefixes) that :func:`gate_motion` rests outside speech."""
@@ -24,24 +25,15 @@ BLINK_NAMES = ("eyeBlinkLeft", "eyeBlinkRight")
 
 
 def idle_blinks(num_frames: int, fps: float, rng: np.random.Generator, rate: float = 16.0) -> np.ndarray:
-    """A blink track ``[T]`` in [0, 1]: blinks at ``rate`` per minute (a gamma renewal process of
-    shape 4, as the data engine's), each closing in 0.1 s and opening in 0.2 s (raised cosine).
+    """A blink track ``[T]`` in [0, 1] at ``fps`` for a face at rest: the data engine's blinks
+    (:mod:`facemotion.face.blinks`) at ``rate`` per minute, with no speech pauses to draw them.
 
     Args:
         num_frames: T; fps: frames per second; rng: numpy generator (same seed → same blinks);
         rate: blinks per minute (people at rest: ~15–20).
     """
     times = np.arange(num_frames) / fps
-    track = np.zeros(num_frames)
-    mean_gap = 60.0 / rate
-    t = rng.uniform(0.3, mean_gap)
-    while t < num_frames / fps + 0.1:
-        d = times - t
-        rise = np.where((d > -0.1) & (d <= 0), 0.5 - 0.5 * np.cos(np.pi * (d + 0.1) / 0.1), 0.0)
-        fall = np.where((d > 0) & (d < 0.2), 0.5 + 0.5 * np.cos(np.pi * d / 0.2), 0.0)
-        track = np.maximum(track, rise + fall)
-        t += rng.gamma(4.0, mean_gap / 4.0)
-    return track
+    return blink_track(times, blink_times([], num_frames / fps, rng, rate), fps, rng)
 
 
 def gate_motion(motion: np.ndarray, activity: np.ndarray, names: Sequence[str], head_calm: float = 0.5,

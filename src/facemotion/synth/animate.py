@@ -27,6 +27,7 @@ from facemotion.audio.io import SAMPLE_RATE
 from facemotion.audio.phones import VISEME_CLASSES
 from facemotion.errors import require
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
+from facemotion.face.blinks import blink_times, blink_track, bump, smoothstep
 from facemotion.synth.speaker import Style
 from facemotion.synth.tts import Phones
 
@@ -196,10 +197,6 @@ def _closure_weight(phones: Phones, times: np.ndarray) -> np.ndarray:
     return c
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
 
 def lower_face(phones: Phones, wave: np.ndarray, fps: float, style: Style = Style(),
                emotion: str = "neutral", intensity: float = 0.0) -> np.ndarray:
@@ -229,7 +226,7 @@ def lower_face(phones: Phones, wave: np.ndarray, fps: float, style: Style = Styl
     w[:, GROUPS["round"] + GROUPS["spread"]] *= art
     speaking = scipy.ndimage.gaussian_filter1d(loud, 0.15 * fps)
     w[:, _idx("mouthStretch")] += style.width * speaking[:, None]
-    onset = _smoothstep(times / 0.4)[:, None]
+    onset = smoothstep(times / 0.4)[:, None]
     w += (intensity * low)[None] * onset + _vec(mouthSmile=style.smile)[None]
     _asymmetry(w, style.asymmetry, "mouth")
     w = np.clip(w, 0.0, 1.0)
@@ -263,13 +260,6 @@ def _asymmetry(w: np.ndarray, a: float, prefix: str) -> None:
                 w[:, i] *= 1 - a
 
 
-def _bump(times: np.ndarray, centre: float, rise: float, fall: float) -> np.ndarray:
-    """Raised-cosine-like bump: 0 → 1 over ``rise`` s before ``centre``, → 0 over ``fall`` s."""
-    up = _smoothstep((times - (centre - rise)) / rise)
-    down = 1.0 - _smoothstep((times - centre) / fall)
-    return np.where(times < centre, up, down)
-
-
 def pitch_accents(wave: np.ndarray, fps: float, num: int) -> np.ndarray:
     """Times (s) of pitch accents: F0 peaks (Praat autocorrelation pitch via ``parselmouth``)
     at least 1 semitone prominent, 0.3 s apart, on loud frames. Returns ``[K]`` seconds."""
@@ -292,26 +282,6 @@ def pitch_accents(wave: np.ndarray, fps: float, num: int) -> np.ndarray:
 def pauses(phones: Phones, min_len: float = 0.15) -> list[tuple[float, float]]:
     """``(start, end)`` seconds of silences at least ``min_len`` long."""
     return [(s, e) for p, s, e in phones if p == "SIL" and e - s >= min_len]
-
-
-def blink_times(phones: Phones, duration: float, rng: np.random.Generator, rate: float = 16.0) -> np.ndarray:
-    """Blink peak times (s): a gamma renewal process at ``rate`` blinks/min (shape 4), each
-    blink moved into a nearby pause (within 1 s, probability 0.7), plus extra blinks in
-    pauses longer than 0.35 s (probability 0.4). Returns sorted ``[K]`` seconds."""
-    mean = 60.0 / rate
-    t = rng.uniform(0.0, mean)
-    out = []
-    gaps = pauses(phones)
-    while t < duration:
-        near = [s for s, e in gaps if abs(0.5 * (s + e) - t) < 1.0]
-        if near and rng.random() < 0.7:
-            t = near[0] + 0.08
-        out.append(t)
-        t += rng.gamma(4.0, mean / 4.0)
-    for s, e in gaps:
-        if e - s > 0.35 and rng.random() < 0.4 and all(abs(b - s - 0.1) > 0.6 for b in out):
-            out.append(s + 0.1)
-    return np.array(sorted(b for b in out if b < duration))
 
 
 def _ou(rng: np.random.Generator, num: int, dt: float, tau: float, sigma: float) -> np.ndarray:
@@ -345,7 +315,7 @@ def upper_face_and_head(phones: Phones, wave: np.ndarray, fps: float, rng: np.ra
     w = np.zeros((num, N), np.float32)
     # emotion, slowly breathing around its level, plus brow noise
     _, up, _ = EMOTION_SHAPES[emotion]
-    level = intensity * np.clip(1 + _ou(rng, num, dt, 1.5, 0.15), 0.5, 1.5) * _smoothstep(times / 0.4)
+    level = intensity * np.clip(1 + _ou(rng, num, dt, 1.5, 0.15), 0.5, 1.5) * smoothstep(times / 0.4)
     w += up[None] * level[:, None]
     w[:, _idx("browInnerUp")] += np.clip(_ou(rng, num, dt, 0.8, 0.04 * style.brow), 0, None)[:, None]
     # pitch accents: brow raises and nods
@@ -355,18 +325,14 @@ def upper_face_and_head(phones: Phones, wave: np.ndarray, fps: float, rng: np.ra
     for t in pitch_accents(wave, fps, num):
         if rng.random() < min(0.9, 0.5 * style.brow):
             amp = min(0.6, rng.uniform(0.15, 0.45) * style.brow)
-            b = amp * _bump(times, t, 0.15, 0.35)
+            b = amp * bump(times, t, 0.15, 0.35)
             w[:, _idx("browOuterUp")] += b[:, None]
             w[:, ARKIT_INDEX["browInnerUp"]] += 0.7 * b
         if rng.random() < 0.6:
             pitch += rng.uniform(0.01, 0.035) * style.head * np.exp(-0.5 * ((times - t - 0.05) / 0.12) ** 2)
     _asymmetry(w, style.asymmetry, "brow")
     # blinks
-    blink = np.zeros(num)
-    for t in blink_times(phones, duration, rng, 16.0 * style.blink):
-        tp = round(t * fps) / fps  # peak on a frame so the lids close fully
-        d = rng.uniform(0.1, 0.25)
-        blink = np.maximum(blink, rng.uniform(0.9, 1.0) * _bump(times, tp, 0.4 * d, 0.6 * d))
+    blink = blink_track(times, blink_times(pauses(phones), duration, rng, 16.0 * style.blink), fps, rng)
     w[:, _idx("eyeBlink")] = np.maximum(w[:, _idx("eyeBlink")], blink[:, None])
     w[:, _idx("eyeWide")] *= (1 - blink)[:, None]
     # gaze: fixations near the camera or elsewhere, joined by fast saccades
