@@ -90,3 +90,41 @@ def write_regions(root: Path) -> Path:
     (root / "lve.txt").write_text(",".join(map(str, LIPS)))
     (root / "fdd.txt").write_text(",".join(map(str, UPPER)))
     return root
+
+
+def write_diffposetalk_lmdb(root: Path, clips: dict[str, int], seg_len: int = 10, seed: int = 0,
+                            splits: dict[str, list[str]] | None = None) -> dict:
+    """DiffPoseTalk's HDTF/TFHP LMDB layout (``make_combined_dataset.py``): ``metadata`` ->
+    ``{"seg_len"}``, ``<person>/<NNN>/metadata`` -> ``{"n_frames"}``, segments ``<clip>/000``, ...
+    of ``seg_len`` frames -> ``{"audio": FLAC bytes (16 kHz, 16 bit), "coef": {"shape" [n, 100],
+    "exp" [n, 50], "pose" [n, 6]}}`` (float32, pickled with the highest protocol), ``keys.txt`` and
+    the split files. Returns clip key -> (coef [T, ...] float32, audio [T * 640] as decoded)."""
+    import io
+
+    import lmdb
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    env = lmdb.open(str(root), map_size=64 * 2**20)
+    with env.begin(write=True) as txn:
+        txn.put(b"metadata", pickle.dumps({"seg_len": seg_len}, protocol=pickle.HIGHEST_PROTOCOL))
+        for key, n in clips.items():
+            shape = np.repeat(rng.normal(0, 1, (1, 100)), n, 0).astype(np.float32)
+            coef = {"shape": shape, "exp": rng.normal(0, 1, (n, 50)).astype(np.float32),
+                    "pose": np.concatenate([rng.normal(0, 0.1, (n, 4)), np.zeros((n, 2))], 1).astype(np.float32)}
+            audio = np.round(rng.normal(0, 0.1, n * 640) * 32767).clip(-32768, 32767) / 32768
+            truth[key] = (coef, audio.astype(np.float32))
+            txn.put(f"{key}/metadata".encode(), pickle.dumps({"n_frames": n}, protocol=pickle.HIGHEST_PROTOCOL))
+            for i in range(-(-n // seg_len)):
+                a, b = i * seg_len, min((i + 1) * seg_len, n)
+                buf = io.BytesIO()
+                sf.write(buf, audio[a * 640:b * 640], 16000, format="FLAC", subtype="PCM_16")
+                entry = {"audio": buf.getvalue(), "coef": {k: v[a:b] for k, v in coef.items()}}
+                txn.put(f"{key}/{i:03d}".encode(), pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+    env.close()
+    (root / "keys.txt").write_text("\n".join(clips))
+    for split, keys in (splits or {}).items():
+        (root / f"{split}.txt").write_text("".join(k + "\n" for k in keys))
+    return truth

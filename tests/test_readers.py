@@ -116,3 +116,51 @@ def test_livelink_round_trip(tmp_path):
     (src / "take1.wav").unlink()
     with pytest.raises(DataError, match="take1.csv: no recording beside it"):
         convert("livelink-csv", src, tmp_path / "out3")
+
+
+def test_diffposetalk_lmdb_round_trip(tmp_path):
+    """Convert the LMDB, load each clip back into a FlameSpace (synthetic FLAME model) and score it
+    against the fixture's own coefficients: LVE (both conventions), MVE, FDD all 0; audio identical."""
+    import torch
+
+    from facemotion.face.flame import FlameSpace
+    from flame_helpers import LIPS, UPPER, write_diffposetalk_lmdb, write_flame_pkl, write_regions
+
+    truth = write_diffposetalk_lmdb(tmp_path / "lmdb", {"TH_00001/000": 23, "TH_00001/001": 10, "WRA_Obama/002": 7},
+                                    splits={"train": ["TH_00001/000", "TH_00001/001"], "test": ["WRA_Obama/002"]})
+    write_flame_pkl(tmp_path / "generic_model.pkl")
+    assert main(["convert", "--from", "diffposetalk-lmdb", str(tmp_path / "lmdb"), "-o", str(tmp_path / "out"),
+                 "--flame-model", str(tmp_path / "generic_model.pkl")]) == 0
+    space = FlameSpace(tmp_path / "generic_model.pkl", regions_dir=write_regions(tmp_path / "regions"))
+    records = read_manifest(tmp_path / "out", check_files=True)
+    assert [(r["id"], r["speaker"], r["split"]) for r in records] == [
+        ("TH_00001-000", "TH_00001", "train"), ("TH_00001-001", "TH_00001", "train"), ("WRA_Obama-002", "WRA_Obama", "test")]
+    for rec, (coef, audio) in zip(records, truth.values()):
+        arrays = load_motion(tmp_path / "out", rec, space)
+        for k in ("shape", "exp", "pose"):
+            np.testing.assert_array_equal(arrays[k], coef[k])
+        assert rec["fps"] == 25.0 and rec["duration"] == pytest.approx(len(coef["exp"]) / 25)
+        np.testing.assert_array_equal(sf.read(tmp_path / "out" / rec["audio"], dtype="float32")[0], audio)
+        shape = torch.from_numpy(space.identity_from_arrays(arrays))
+        got = space.expression_vertices(torch.from_numpy(space.from_arrays(arrays)), shape=shape).numpy()
+        x = np.concatenate([coef["exp"], coef["pose"][:, :3], coef["pose"][:, 3:4]], 1)
+        want = space.expression_vertices(torch.from_numpy(x), shape=torch.from_numpy(coef["shape"][0])).numpy()
+        template = space.mesh(coef["shape"][0]).neutral
+        for metric in (lve(got, want, LIPS), lve(got, want, LIPS, convention="faceformer"), mve(got, want),
+                       fdd(got, want, UPPER, template)):
+            assert metric == 0.0
+
+
+def test_diffposetalk_lmdb_errors(tmp_path):
+    from flame_helpers import write_diffposetalk_lmdb
+
+    with pytest.raises(DataError, match="no data.mdb; expected DiffPoseTalk's LMDB folder"):
+        convert("diffposetalk-lmdb", tmp_path, tmp_path / "out")
+    write_diffposetalk_lmdb(tmp_path / "lmdb", {"p/000": 5})
+    (tmp_path / "lmdb" / "keys.txt").write_text("p/000\np/001")
+    with pytest.raises(DataError, match=r"no key 'p/001/metadata'"):
+        convert("diffposetalk-lmdb", tmp_path / "lmdb", tmp_path / "out")
+    with pytest.raises(DataError, match="nothere.pkl: no such file; expected a FLAME model"):
+        convert("diffposetalk-lmdb", tmp_path / "lmdb", tmp_path / "out2", flame_model=tmp_path / "nothere.pkl")
+    (tmp_path / "lmdb" / "keys.txt").unlink()  # clips found by their metadata keys
+    assert [r["id"] for r in convert("diffposetalk-lmdb", tmp_path / "lmdb", tmp_path / "out3")] == ["p-000"]

@@ -200,7 +200,9 @@ class Animation:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The ``.npz`` layout: the space's arrays (``space.to_arrays``), ``fps`` float64,
-        ``space`` (JSON text ``{"name", "settings"}``), and ``audio``, ``seed``, ``identity`` when set."""
+        ``space`` (JSON text ``{"name", "settings"}``), ``audio`` and ``seed`` when set, and the
+        identity as the space stores it (``space.identity_arrays``: ``identity`` when set; FLAME:
+        DiffPoseTalk's ``shape [T, n_shape]``)."""
         arrays = dict(self.space.to_arrays(self.motion))
         arrays["fps"] = np.float64(self.fps)
         describe = getattr(self.space, "describe", None)
@@ -210,8 +212,7 @@ class Animation:
             arrays["audio"] = np.array(str(Path(self.audio).resolve()))
         if self.seed is not None:
             arrays["seed"] = np.int64(self.seed)
-        if self.identity is not None:
-            arrays["identity"] = np.asarray(self.identity, np.float32)
+        arrays.update(self.space.identity_arrays(self.identity, self.num_frames))
         return arrays
 
     def save(self, outdir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS,
@@ -292,6 +293,6 @@ class Animation:
             fps = float(arrays["fps"])
             audio = Path(str(arrays["audio"])) if "audio" in arrays else None
             seed = int(arrays["seed"]) if "seed" in arrays else None
-            return cls(motion, space, fps, audio=audio, seed=seed, identity=arrays.get("identity"))
+            return cls(motion, space, fps, audio=audio, seed=seed, identity=space.identity_from_arrays(arrays))
         except (DataError, TypeError, ValueError, KeyError) as exc:
             raise DataError(f"{path}: {exc}") from exc

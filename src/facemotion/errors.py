@@ -31,7 +31,8 @@ class MissingExtra(FacemotionError, ImportError):
 EXTRAS = {"lightning": ("lightning", "train"), "transformers": ("transformers", "wav2vec2"),
           "pygltflib": ("pygltflib", "export"), "pxr": ("usd-core", "export"), "trimesh": ("trimesh", "export"),
           "pyrender": ("pyrender", "render"), "OpenGL": ("PyOpenGL", "render"), "PIL": ("Pillow", "render"),
-          "parselmouth": ("praat-parselmouth", "synth"), "sentence_transformers": ("sentence-transformers", "prompts")}
+          "parselmouth": ("praat-parselmouth", "synth"), "sentence_transformers": ("sentence-transformers", "prompts"),
+          "lmdb": ("lmdb", "lmdb")}
 
 
 def require(module: str, purpose: str):

@@ -120,24 +120,31 @@ def load_motion(root: str | os.PathLike, record: dict, space=None) -> dict[str, 
 def motion_frames(data: dict[str, np.ndarray]) -> int:
     """Number of frames T of a clip's motion arrays, whatever its face space.
 
-    Layouts: ``blendshapes [T, 52]`` with ``head_rotation [T, 3]``; or ``vertices`` /
-    ``displacements [T, V, 3]`` (with ``head_rotation [T, 3]`` if present).
+    Layouts: ``blendshapes [T, 52]`` with ``head_rotation [T, 3]``; ``vertices`` /
+    ``displacements [T, V, 3]`` (with ``head_rotation [T, 3]`` if present); or FLAME's ``exp
+    [T, E]`` with ``pose [T, 6]`` (:class:`facemotion.face.flame.FlameSpace`).
 
     Raises:
         ValueError: neither layout, wrong shapes, fewer than one frame, or frame counts that differ.
     """
     if "blendshapes" in data:
         main, width = "blendshapes", (52,)
+    elif "exp" in data:
+        if np.ndim(data["exp"]) != 2:
+            raise ValueError(f"'exp' has shape {np.shape(data['exp'])}, expected [T, E]")
+        main, width = "exp", (np.shape(data["exp"])[1],)
     elif "vertices" in data or "displacements" in data:
         main = "vertices" if "vertices" in data else "displacements"
         width = tuple(np.shape(data[main])[1:]) if np.ndim(data[main]) == 3 and np.shape(data[main])[2] == 3 else None
         if width is None:
             raise ValueError(f"'{main}' has shape {np.shape(data[main])}, expected [T, V, 3]")
     else:
-        raise ValueError(f"no motion arrays: expected 'blendshapes' + 'head_rotation' or 'vertices' "
-                         f"(found {sorted(data)})")
+        raise ValueError(f"no motion arrays: expected 'blendshapes' + 'head_rotation', 'vertices' or "
+                         f"'exp' + 'pose' (found {sorted(data)})")
     arrays = {main: width}
-    if main == "blendshapes" or "head_rotation" in data:
+    if main == "exp":
+        arrays["pose"] = (6,)
+    elif main == "blendshapes" or "head_rotation" in data:
         arrays["head_rotation"] = (3,)
     frames = None
     for k, w in arrays.items():

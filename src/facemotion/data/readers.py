@@ -9,6 +9,17 @@
   ``unused`` (BIWI's unseen subjects: ``test_b``, FaceFormer's BIWI-Test-B).
   Each clip becomes a :class:`~facemotion.face.space.VertexSpace` clip: ``vertices [T, V, 3]``
   float32 metres and the subject's ``template [V, 3]``.
+- ``diffposetalk-lmdb``: DiffPoseTalk's HDTF/TFHP LMDB (Sun et al. 2024; the folder its
+  ``--data_root`` names, built by its ``scripts_for_dataset/make_combined_dataset.py``). Keys
+  (UTF-8): ``metadata`` -> pickled ``{"seg_len": S}`` (100); per clip ``<person>/<video NNN>``:
+  ``<clip>/metadata`` -> ``{"n_frames": T}`` and segments ``<clip>/000``, ``<clip>/001``, ... of S
+  frames (the last shorter) -> ``{"audio": FLAC bytes (16 kHz mono), "coef": {"shape" [n, 100],
+  "exp" [n, 50], "pose" [n, 6] (global then jaw axis-angle, radians)}}`` at 25 fps (640 audio
+  samples a frame). Clips are listed by ``keys.txt`` beside ``data.mdb`` (else found by their
+  ``/metadata`` keys); splits come from its ``train.txt`` / ``val.txt`` / ``test.txt`` (a clip in
+  none is ``unused``; no split files: all ``train``). Each clip becomes a
+  :class:`~facemotion.face.flame.FlameSpace` clip (``exp``, ``pose``, ``shape`` as stored,
+  float32) with its audio as one FLAC, speaker ``<person>``, id ``<person>-<video NNN>``.
 - ``livelink-csv``: Live Link Face CSVs (:func:`facemotion.export.arkit_csv.read_arkit_csv`) each
   with a recording of the same name (``.wav``, ``.flac``, ``.ogg``, ``.mp3``) beside it, into
   blendshape clips (``blendshapes [T, 52]`` ARKit order, ``blendshape_names``, ``head_rotation``).
@@ -18,6 +29,7 @@ manifest before the next is read; nothing holds the whole corpus.
 """
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from pathlib import Path
@@ -96,16 +108,26 @@ def _audio_duration(path: Path) -> float:
         raise DataError(f"{path}: not a readable audio file ({exc})") from None
 
 
-def _write_clip(out: Path, clip_id: str, arrays: dict, audio: Path, record: dict) -> dict:
-    """Write one clip's motion ``.npz`` and audio copy, then append its manifest line."""
+def _write_clip(out: Path, clip_id: str, arrays: dict, audio: Path | tuple[np.ndarray, int],
+                record: dict) -> dict:
+    """Write one clip's motion ``.npz`` and audio (a file copied, or ``(wave [N], rate)`` written
+    as FLAC), then append its manifest line."""
+    from facemotion.atomic import atomic_path
+
     motion = Path("motion") / f"{clip_id}.npz"
-    target_audio = Path("audio") / f"{clip_id}{audio.suffix.lower()}"
-    tmp = out / motion.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(out / motion)
-    shutil.copyfile(audio, out / target_audio)
+    suffix = audio.suffix.lower() if isinstance(audio, Path) else ".flac"
+    target_audio = Path("audio") / f"{clip_id}{suffix}"
+    with atomic_path(out / motion) as tmp:
+        np.savez(tmp, **arrays)
+    if isinstance(audio, Path):
+        shutil.copyfile(audio, out / target_audio)
+    else:
+        import soundfile as sf
+
+        with atomic_path(out / target_audio) as tmp:
+            sf.write(str(tmp), audio[0], audio[1], format="FLAC", subtype="PCM_16")
     rec = {"id": clip_id, "audio": target_audio.as_posix(), "motion": motion.as_posix(),
-           "duration": _audio_duration(audio), "text": "", **record}
+           "duration": _audio_duration(out / target_audio), "text": "", **record}
     append_manifest(out, [rec])
     return rec
 
@@ -226,21 +248,152 @@ def convert_livelink(src, out, split: str = "train", speaker: str | None = None,
     return records
 
 
+#: DiffPoseTalk's motion frame rate (``--fps 25``) and audio samples per frame at 16 kHz
+DIFFPOSETALK_FPS, DIFFPOSETALK_AUDIO_UNIT = 25.0, 640
+#: the coefficient arrays of a DiffPoseTalk LMDB segment (``entry["coef"]``)
+DIFFPOSETALK_COEFS = ("shape", "exp", "pose")
+DIFFPOSETALK_SPLITS = ("train", "val", "test")
+
+
+def _lmdb_value(txn, key: str, src: Path, what: str):
+    from facemotion.face.flame import loads_data_pickle
+
+    raw = txn.get(key.encode())
+    if raw is None:
+        raise DataError(f"{src}: no key {key!r}; expected {what} (DiffPoseTalk's LMDB layout)")
+    value = loads_data_pickle(raw, f"{src} [{key}]", what)
+    if not isinstance(value, dict):
+        raise DataError(f"{src} [{key}]: holds a {type(value).__name__}, expected {what}")
+    return value
+
+
+def _lmdb_clip_keys(env, src: Path) -> list[str]:
+    """``keys.txt``'s clip keys, else every ``<clip>/metadata`` key of the database, sorted."""
+    listed = src / "keys.txt"
+    if listed.is_file():
+        return sorted({k.strip() for k in listed.read_text().splitlines() if k.strip()})
+    with env.begin() as txn:
+        return sorted(k.decode()[:-len("/metadata")] for k in txn.cursor().iternext(values=False)
+                      if k.endswith(b"/metadata"))
+
+
+def iter_diffposetalk_lmdb(src) -> Iterator[tuple[str, str, dict, np.ndarray]]:
+    """The clips of a DiffPoseTalk HDTF/TFHP LMDB (module docstring), one at a time: only one
+    clip's segments are held at once.
+
+    Returns:
+        an iterator of ``(clip key <person>/<NNN>, split, coef {"shape", "exp", "pose"} [T, ...]
+        float32, audio [T * 640] float32 at 16 kHz)``.
+    Raises:
+        DataError: no LMDB in ``src``, a missing key, a segment that is not the layout, audio not
+            at 16 kHz, or coefficients whose frame counts disagree (messages name the key).
+        MissingExtra: the ``lmdb`` package is not installed.
+    """
+    import soundfile as sf
+
+    from facemotion.errors import require
+
+    lmdb = require("lmdb", "convert --from diffposetalk-lmdb")
+    src = Path(src)
+    if not (src / "data.mdb").is_file():
+        raise DataError(f"{src}: no data.mdb; expected DiffPoseTalk's LMDB folder (data.mdb, keys.txt, "
+                        "train.txt, val.txt, test.txt)")
+    split_of = {}
+    for split in DIFFPOSETALK_SPLITS:
+        if (src / f"{split}.txt").is_file():
+            split_of.update((k.strip(), split) for k in (src / f"{split}.txt").read_text().splitlines() if k.strip())
+    env = lmdb.open(str(src), readonly=True, lock=False, readahead=False, meminit=False)
+
+    def clips():
+        try:
+            with env.begin() as txn:
+                seg_len = int(_lmdb_value(txn, "metadata", src, "{'seg_len': S}")["seg_len"])
+            for key in _lmdb_clip_keys(env, src):
+                with env.begin() as txn:
+                    n = int(_lmdb_value(txn, f"{key}/metadata", src, "{'n_frames': T}")["n_frames"])
+                    coef, audio = {k: [] for k in DIFFPOSETALK_COEFS}, []
+                    for i in range(-(-n // seg_len)):
+                        what = "{'audio': FLAC bytes, 'coef': {'shape', 'exp', 'pose'}}"
+                        entry = _lmdb_value(txn, f"{key}/{i:03d}", src, what)
+                        try:
+                            wave, rate = sf.read(io.BytesIO(entry["audio"]), dtype="float32", always_2d=True)
+                            for k in DIFFPOSETALK_COEFS:
+                                coef[k].append(np.asarray(entry["coef"][k], np.float32))
+                        except (KeyError, TypeError, sf.LibsndfileError) as exc:
+                            raise DataError(f"{src} [{key}/{i:03d}]: not {what} ({exc})") from None
+                        if rate != 16000:
+                            raise DataError(f"{src} [{key}/{i:03d}]: audio at {rate} Hz, expected 16000")
+                        audio.append(wave.mean(1))
+                coef = {k: np.concatenate(v) for k, v in coef.items()}
+                if any(len(v) != n for v in coef.values()):
+                    raise DataError(f"{src} [{key}]: n_frames {n} but coefficients of "
+                                    f"{ {k: len(v) for k, v in coef.items()} } frames")
+                yield key, split_of.get(key, "unused" if split_of else "train"), coef, np.concatenate(audio)
+        finally:
+            env.close()
+
+    return clips()
+
+
+def convert_diffposetalk_lmdb(src, out, flame_model=None, overwrite: bool = False) -> list[dict]:
+    """Convert DiffPoseTalk's HDTF/TFHP LMDB (module docstring) into FLAME clips at 25 fps.
+
+    Args:
+        src: the LMDB folder (``data.mdb``, ``keys.txt``, split files).
+        out: the native dataset folder to write.
+        flame_model: a FLAME model file (:func:`facemotion.face.flame.load_flame_model`); when
+            given, every clip's ``shape`` and ``exp`` widths are checked against its components.
+        overwrite: replace a dataset already in ``out``.
+    Returns:
+        the manifest records written.
+    Raises:
+        DataError: see :func:`iter_diffposetalk_lmdb`; more coefficients than the FLAME model has.
+        OutputError: ``out`` already holds a dataset and ``overwrite`` is False.
+        MissingExtra: the ``lmdb`` package is not installed.
+    """
+    src, out = Path(src), Path(out)
+    sizes = None
+    if flame_model is not None:
+        from facemotion.face.flame import load_flame_model
+
+        model = load_flame_model(flame_model)
+        n_exp = model["n_expression_in_file"]
+        sizes = {"shape": model["shapedirs"].shape[2] - n_exp, "exp": n_exp}
+    clips = iter_diffposetalk_lmdb(src)
+    _prepare_output(out, overwrite)
+    records = []
+    for key, split, coef, audio in clips:
+        for k, n in (sizes or {}).items():
+            if coef[k].shape[-1] > n:
+                raise DataError(f"{src} [{key}]: {coef[k].shape[-1]} {k} coefficients, but {flame_model} "
+                                f"has {n}")
+        person = key.rpartition("/")[0]
+        arrays = {**coef, "fps": np.float64(DIFFPOSETALK_FPS)}
+        records.append(_write_clip(out, key.replace("/", "-"), arrays, (audio, 16000), {
+            "speaker": person, "split": split, "fps": DIFFPOSETALK_FPS, "source": "diffposetalk-lmdb"}))
+    if not records:
+        raise DataError(f"{src}: no clips (keys.txt or '<clip>/metadata' keys)")
+    return records
+
+
 #: ``facemotion convert --from`` names -> what they read
 READERS = {"vocaset": "VOCASET, FaceFormer layout", "biwi": "BIWI, FaceFormer layout",
-           "livelink-csv": "Live Link Face CSV + audio"}
+           "diffposetalk-lmdb": "DiffPoseTalk's HDTF/TFHP LMDB", "livelink-csv": "Live Link Face CSV + audio"}
 
 
 def convert(source: str, src, out, stride: int = 1, fps: float | None = None, split: str = "train",
-            overwrite: bool = False) -> list[dict]:
+            overwrite: bool = False, flame_model=None) -> list[dict]:
     """``facemotion convert --from SOURCE SRC -o OUT``: dispatch to the reader of ``source``
-    (:data:`READERS`); ``stride`` applies to VOCASET/BIWI, ``fps`` and ``split`` to Live Link CSVs.
+    (:data:`READERS`); ``stride`` applies to VOCASET/BIWI, ``fps`` and ``split`` to Live Link CSVs,
+    ``flame_model`` to the DiffPoseTalk LMDB (its sizes checked against that FLAME model).
 
     Raises:
         DataError: unknown source, or the reader's errors. OutputError: see the readers.
     """
     if source in FACEFORMER_SPLITS:
         return convert_faceformer(src, out, source, stride=stride, overwrite=overwrite)
+    if source == "diffposetalk-lmdb":
+        return convert_diffposetalk_lmdb(src, out, flame_model=flame_model, overwrite=overwrite)
     if source == "livelink-csv":
         return convert_livelink(src, out, split=split, fps=fps, overwrite=overwrite)
     raise DataError(f"--from {source}: unknown (use one of {sorted(READERS)})")

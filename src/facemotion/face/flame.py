@@ -129,11 +129,24 @@ def read_data_pickle(path, what: str):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; expected {what}")
+    with open(path, "rb") as f:
+        return loads_data_pickle(f.read(), path, what)
+
+
+def loads_data_pickle(data: bytes, source, what: str):
+    """:func:`read_data_pickle` of pickled bytes (e.g. a value of DiffPoseTalk's LMDB).
+
+    Args:
+        data: the pickle. source: where it came from, for the message. what: what it should hold.
+    Raises:
+        DataError: it does not unpickle to data (message names ``source`` and ``what``).
+    """
+    import io
+
     try:
-        with open(path, "rb") as f:
-            return _unshim(FlameUnpickler(f, encoding="latin1").load())
+        return _unshim(FlameUnpickler(io.BytesIO(data), encoding="latin1").load())
     except Exception as exc:  # pickle, format and shim errors all mean "not that file"
-        raise DataError(f"{path}: not readable as {what} ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{source}: not readable as {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _dense(a) -> np.ndarray:
@@ -282,6 +295,32 @@ def _read_masks(path: Path) -> dict[str, np.ndarray]:
     return masks
 
 
+def with_flame_model(spec, flame_model=None, source: str = "--space flame") -> dict:
+    """A face-space spec (a name, or ``{"name", **settings}`` as a recipe config or a checkpoint's
+    ``space`` holds it) with the FLAME model file ``flame_model`` as its ``model_path``.
+
+    Args:
+        spec: the space spec; its name must be ``"flame"``.
+        flame_model: the user's FLAME model file; None keeps the spec's own ``model_path``.
+        source: what chose the space, for the messages.
+    Returns:
+        ``{"name": "flame", **settings, "model_path": str}``.
+    Raises:
+        DataError: the spec names another space, no model file is given or known, or the file is
+            not there (each message names the file and what was expected).
+    """
+    d = {"name": spec} if isinstance(spec, str) else dict(spec)
+    if d.get("name") != "flame":
+        raise DataError(f"--flame-model {flame_model}: the face space is {d.get('name')!r}, not 'flame'")
+    path = d.get("model_path") if flame_model is None else flame_model
+    if path is None:
+        raise DataError(f"{source}: needs --flame-model PATH (FLAME 2020 generic_model.pkl, FLAME 2023 .pkl or .npz)")
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file; expected a FLAME model (FLAME 2020 generic_model.pkl, FLAME 2023 "
+                        ".pkl or .npz; pass it with --flame-model PATH: checkpoints never hold it)")
+    return {**d, "model_path": str(path)}
+
+
 class FlameSpace(FaceSpace):
     """FLAME motion as DiffPoseTalk models it: ``x = [psi (E), global rotation (3), jaw (J_d)]``.
 
@@ -421,16 +460,35 @@ class FlameSpace(FaceSpace):
                 "pose": torch.cat([full[..., 0, :], full[..., 2, :]], -1).numpy().astype(np.float32),
                 "head_rotation": self.head_pose(x).numpy().astype(np.float32)}
 
-    def shape_from_arrays(self, arrays: dict) -> np.ndarray | None:
-        """The clip's ``shape`` (``[n]`` or ``[T, n]``, first frame) as ``[n_shape]`` float32
-        (zero-padded or cut), or None when the clip has none."""
+    def identity_from_arrays(self, arrays: dict) -> np.ndarray | None:
+        """The clip's ``shape`` (``[n]`` or ``[T, n]``, first frame, as DiffPoseTalk reads it) as
+        ``[n_shape]`` float32 (zero-padded or cut), or None when the clip has none."""
         if "shape" not in arrays:
             return None
-        s = np.asarray(arrays["shape"], np.float32)
-        s = s[0] if s.ndim == 2 else s.reshape(-1)
-        out = np.zeros(self.n_shape, np.float32)
-        out[:min(len(s), self.n_shape)] = s[:self.n_shape]
-        return out
+        beta = np.asarray(arrays["shape"], np.float32)
+        return self.shape_coefficients((beta[0] if beta.ndim == 2 else beta.reshape(-1))[:self.n_shape])
+
+    def identity_arrays(self, identity, frames: int) -> dict[str, np.ndarray]:
+        """DiffPoseTalk's ``shape [T, n_shape]`` float32 (beta repeated over the frames, as its
+        ``demo.py`` saves it; zeros, the mean face, for None)."""
+        beta = np.zeros(self.n_shape, np.float32) if identity is None else self.shape_coefficients(identity)
+        return {"shape": np.repeat(beta[None], frames, 0)}
+
+    def shape_coefficients(self, identity) -> np.ndarray | None:
+        """beta ``[n_shape]`` float32 from None (the mean face: None) or at most ``n_shape``
+        coefficients (zero-padded).
+
+        Raises:
+            ValueError: an ``int`` seed (FLAME has no identity prior here), more than ``n_shape``
+                coefficients, or non-finite values.
+        """
+        beta = super().shape_coefficients(identity)
+        if beta is None:
+            return None
+        beta = beta.reshape(-1)
+        if len(beta) > self.n_shape:
+            raise ValueError(f"identity: {len(beta)} FLAME shape coefficients, the model uses {self.n_shape}")
+        return np.pad(beta, (0, self.n_shape - len(beta)))
 
     # ------------------------------------------------------------------ decoding
     def pose(self, x: torch.Tensor, with_global: bool = True) -> torch.Tensor:
@@ -523,4 +581,5 @@ class FlameSpace(FaceSpace):
                         landmarks={"upper_lip_mid": up, "lower_lip_mid": lo}, neck_pivot=self.neck_pivot.numpy())
 
 
-__all__ = ["FlameSpace", "FlameUnpickler", "axis_angle_to_matrix", "lbs", "load_flame_model", "read_data_pickle"]
+__all__ = ["FlameSpace", "FlameUnpickler", "axis_angle_to_matrix", "lbs", "load_flame_model", "loads_data_pickle",
+           "read_data_pickle", "with_flame_model"]

@@ -153,6 +153,16 @@ class FaceSpace(nn.Module):
             raise ValueError("identity: shape coefficients must be finite")
         return shape
 
+    def identity_arrays(self, identity, frames: int) -> dict[str, np.ndarray]:
+        """The ``.npz`` arrays of a sequence's shape input ``identity`` (None: the mean face) over
+        ``frames`` frames: ``{"identity": float32}`` here, nothing for None;
+        :meth:`identity_from_arrays` inverts it."""
+        return {} if identity is None else {"identity": np.asarray(identity, np.float32)}
+
+    def identity_from_arrays(self, arrays: dict) -> np.ndarray | None:
+        """The shape input stored by :meth:`identity_arrays` (None when there is none)."""
+        return arrays.get("identity")
+
     def mesh(self, shape=None) -> FaceMesh:
         """The rest mesh (``neutral [V, 3]`` m with ``shape`` applied, ``faces``, regions,
         landmarks, neck pivot) for exporters and the renderer."""

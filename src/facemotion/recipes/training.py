@@ -127,7 +127,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
           max_steps: int | None = None, batch_size: int | None = None, resume: bool = True,
           config: str | os.PathLike | dict | None = None, audio_model_dir: str | os.PathLike | None = None,
           accelerator: str = "auto", devices: str | int = "auto", space=None, progress: bool = True,
-          init: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None) -> Path:
+          init: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None,
+          space_name: str | None = None, flame_model: str | os.PathLike | None = None) -> Path:
     """Train ``recipe`` on the native dataset ``data``; return the exported ``out/model.pt``.
 
     Args:
@@ -145,6 +146,10 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         space: a face space object instead of the config's (tests).
         init: a facemotion checkpoint whose weights start a new run (fine-tuning, see
             ``Recipe.init_from``; e.g. after adding audio channels); ignored when resuming.
+        space_name: the face space (``--space``; its settings from the config when it names the
+            same space), instead of the config's.
+        flame_model: the FLAME model file of the ``flame`` space (``--flame-model``; read at run
+            time, the checkpoint keeps only its path: :func:`facemotion.face.flame.with_flame_model`).
     Raises:
         DataError: no training clips, unreadable config or data files, or a config that leaves
             part of the model untrained (``Recipe.untrained_parts``) without ``init``.
@@ -158,6 +163,16 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
     if batch_size is not None:
         overrides["batch_size"] = batch_size
     cfg = config_from(cls.Config, overrides, str(config or "config"))
+    if space_name is not None or flame_model is not None:
+        spec = cfg.space if isinstance(cfg.space, dict) else {"name": cfg.space}
+        if space_name is not None and space_name != spec.get("name"):
+            spec = {"name": space_name}
+        if spec["name"] == "flame" or flame_model is not None:
+            from facemotion.face.flame import with_flame_model
+
+            spec = with_flame_model(spec, flame_model)
+        overrides["space"] = spec
+        cfg = config_from(cls.Config, overrides, str(config or "config"))
     out = Path(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = cls(cfg, space=space, audio_model_dir=audio_model_dir, asr_model_dir=asr_model_dir)
