@@ -92,25 +92,88 @@ def test_load_rejects_malformed_files(tmp_path, content, problem):
         Animation.load(tmp_path / "missing.npz")
 
 
-def test_arkit_csv_layout_and_round_trip(anim, tmp_path):
-    path = anim.save(tmp_path, formats=["csv"])["csv"]
+def _gazing(anim: Animation) -> Animation:
+    """``anim`` with the eyes looking toward the subject's left, then down."""
+    bs = anim.blendshapes.copy()
+    t = np.arange(anim.num_frames) / anim.fps
+    for name in ("eyeLookOutLeft", "eyeLookInRight"):
+        bs[:, ARKIT_INDEX[name]] = 0.8 * (t < 1.0)
+    for name in ("eyeLookDownLeft", "eyeLookDownRight"):
+        bs[:, ARKIT_INDEX[name]] = 0.5 * (t >= 1.0)
+    return Animation.from_blendshapes(bs, anim.head_rotation, anim.fps, audio=anim.audio)
+
+
+def test_arkit_csv_layout_units_and_round_trip(anim, tmp_path):
+    from facemotion.cli import main
+    from facemotion.data.native import load_motion, read_manifest
+    from facemotion.export.arkit_csv import EYE_LOOK_DEGREES, resample
+
+    gaze = _gazing(anim)
+    path = gaze.save(tmp_path, formats=["csv"])["csv"]  # 25 fps -> 60 fps, the default
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
     assert header[:4] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft", "EyeLookDownLeft"]
     assert header[2 + ARKIT_INDEX["jawOpen"]] == "JawOpen"
     assert header[54:] == ["HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch",
                            "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll"]
-    assert len(lines) == anim.num_frames + 1
-    row26 = lines[1 + 26].split(",")
-    assert row26[:2] == ["00:00:01:01.000", "61"] and len(row26) == 63
-    assert float(row26[54]) == pytest.approx(anim.head_rotation[26, 1], abs=1e-6)  # HeadYaw
+    assert len(lines) == 120 + 1  # 2 s at 60 fps
+    rows = np.array([[float(x) for x in line.split(",")[1:]] for line in lines[1:]])
+    assert lines[1 + 61].split(",")[0] == "00:00:01:01.000" and set(rows[:, 0]) == {61}
+    # angles in degrees / 180 (Unreal's ARKit mapping): a 0.35 rad turn reads 0.35 / pi
+    t60 = np.arange(120) / 60
+    np.testing.assert_allclose(rows[:, 53], np.interp(t60, np.arange(50) / 25, anim.head_rotation[:, 1]) / np.pi,
+                               atol=1e-6)
+    # eyes from the eyeLook weights: both turned toward the subject's left (+yaw), then down (+pitch)
+    left_yaw, left_pitch, right_yaw, right_pitch = rows[:, 56], rows[:, 57], rows[:, 59], rows[:, 60]
+    assert left_yaw[0] == pytest.approx(0.8 * EYE_LOOK_DEGREES["Out"] / 180, abs=1e-6)
+    assert right_yaw[0] == pytest.approx(0.8 * EYE_LOOK_DEGREES["In"] / 180, abs=1e-6)
+    assert left_pitch[-1] == right_pitch[-1] == pytest.approx(0.5 * EYE_LOOK_DEGREES["Down"] / 180, abs=1e-6)
+    assert left_yaw[-1] == right_yaw[-1] == 0 and not rows[:, [58, 61]].any()
+
+    # read back (Animation and `facemotion convert --from livelink-csv`): the same motion at 60 fps
+    expected_bs = resample(gaze.blendshapes, 25.0, 60.0)
+    expected_head = resample(gaze.head_rotation, 25.0, 60.0)
     back = Animation.from_arkit_csv(path)
-    assert back.fps == 25.0
-    np.testing.assert_allclose(back.blendshapes, anim.blendshapes, atol=1e-6)
-    np.testing.assert_allclose(back.head_rotation, anim.head_rotation, atol=1e-6)
+    assert back.fps == 60.0 and back.duration == pytest.approx(gaze.duration)
+    np.testing.assert_allclose(back.blendshapes, expected_bs, atol=1e-6)
+    np.testing.assert_allclose(back.head_rotation, expected_head, atol=5e-6)  # 6 digits of angle / pi
+    sf = pytest.importorskip("soundfile")
+    sf.write(tmp_path / "animation.wav", np.zeros(32000, np.float32), 16000)
+    assert main(["convert", "--from", "livelink-csv", str(path), "-o", str(tmp_path / "data")]) == 0
+    (record,) = read_manifest(tmp_path / "data")
+    arrays = load_motion(tmp_path / "data", record)
+    assert record["fps"] == 60.0
+    np.testing.assert_allclose(arrays["blendshapes"], expected_bs, atol=1e-6)
+    np.testing.assert_allclose(arrays["head_rotation"], expected_head, atol=5e-6)
+
     (tmp_path / "bad.csv").write_text("Timecode,Foo\n00:00:00:00.000,1\n")
     with pytest.raises(DataError, match="bad.csv: not a Live Link Face CSV"):
         Animation.from_arkit_csv(tmp_path / "bad.csv")
+    with pytest.raises(DataError, match="--csv-fps 25: Live Link Face CSVs run at 30 or 60 fps"):
+        export_file(tmp_path / gaze.save(tmp_path, formats=["npz"])["npz"], to="csv",
+                    output=tmp_path / "x.csv", csv_fps=25)
+
+
+@pytest.mark.parametrize("csv_fps, importers", [(60, ("old", "new")), (30, ("new",))])
+def test_arkit_csv_timing_as_unreal_imports_it(anim, tmp_path, csv_fps, importers):
+    """Replay Unreal's LiveLinkFaceImporter: time = HH:MM:SS + FF.mmm / rate, where the rate is 60
+    (older importers) or 60 if any FF.mmm exceeds 30, else 30 (newer ones). Every row must land
+    within half a frame of its time in the motion, and carry the motion's value at that time."""
+    npz = anim.save(tmp_path, formats=["npz"])["npz"]
+    path = export_file(npz, to="csv", output=tmp_path / "take.csv", csv_fps=csv_fps)
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    codes = [r[0].split(":") for r in rows]
+    frames = np.array([float(c[3]) for c in codes])
+    seconds = np.array([int(c[0]) * 3600 + int(c[1]) * 60 + int(c[2]) for c in codes])
+    motion_times = np.arange(len(rows)) / csv_fps
+    assert len(rows) == round(anim.duration * csv_fps)
+    jaw = np.array([float(r[2 + ARKIT_INDEX["jawOpen"]]) for r in rows])
+    for importer in importers:
+        rate = 60.0 if importer == "old" or frames.max() > 30 else 30.0
+        times = seconds + frames / rate
+        assert np.abs(times - motion_times).max() <= 0.5 / csv_fps
+        expected = np.interp(times, np.arange(anim.num_frames) / anim.fps, anim.blendshapes[:, ARKIT_INDEX["jawOpen"]])
+        np.testing.assert_allclose(jaw, expected, atol=1e-5)
 
 
 def _accessor(gltf, index: int) -> np.ndarray:

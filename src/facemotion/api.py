@@ -274,7 +274,7 @@ class Animator:
 
 def export_file(input: str | Path, to: str, output: str | Path | None = None,
                 audio: str | Path | None = None, with_vertices: bool = False,
-                size: int = 512, overwrite: bool = False) -> Path:
+                size: int = 512, overwrite: bool = False, csv_fps: float | None = None) -> Path:
     """Convert an animation ``.npz`` to format ``to`` (the ``facemotion export`` command; it lives
     here, not in :mod:`facemotion.export`, which must not import :mod:`facemotion.animation`).
 
@@ -289,13 +289,14 @@ def export_file(input: str | Path, to: str, output: str | Path | None = None,
         with_vertices: npz: also store vertices, faces and landmarks.
         size: mp4 frame size in pixels.
         overwrite: replace an existing output instead of refusing.
+        csv_fps: csv: 30 or 60 fps (default: :func:`facemotion.export.arkit_csv.csv_rate`).
 
     Returns:
         The path written.
 
     Raises:
         DataError: ``input`` is missing or malformed, ``to`` is unknown or cannot express the
-            animation's space.
+            animation's space, ``csv_fps`` is not 30 or 60.
         AudioError: the speech file cannot be read.
         OutputError: the output cannot be written there, exists (without ``overwrite``), or
             another run is writing into its folder.
@@ -311,7 +312,7 @@ def export_file(input: str | Path, to: str, output: str | Path | None = None,
         anim = Animation.load(input)
         if audio is not None:
             anim.audio = Path(audio)
-        return write(anim, to, output, with_vertices=with_vertices, size=size)
+        return write(anim, to, output, with_vertices=with_vertices, size=size, csv_fps=csv_fps)
 
 
 def load_animator(model: str, audio_model_dir: str | Path | None = None,

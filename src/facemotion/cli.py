@@ -18,7 +18,8 @@ def _export(args) -> int:
     from facemotion.api import export_file
 
     out = export_file(args.input, to=args.to, output=args.output, audio=args.audio,
-                      with_vertices=args.with_vertices, size=args.size, overwrite=args.overwrite)
+                      with_vertices=args.with_vertices, size=args.size, overwrite=args.overwrite,
+                      csv_fps=args.csv_fps)
     print(out)
     return 0
 
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--with-vertices", action="store_true",
                    help="npz: also store vertices, faces and landmarks")
     e.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
+    e.add_argument("--csv-fps", type=float, choices=(30.0, 60.0), metavar="{30,60}",
+                   help="csv: timecode rate, the motion resampled to it (default: the animation's if it is 30 "
+                        "or 60, else 60, which every version of Unreal's Live Link Face importer reads right)")
     e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     e.set_defaults(func=_export)
 
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--audio", type=Path, help="speech to mux into the video")
     r.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
     r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    r.set_defaults(func=_render, with_vertices=False)
+    r.set_defaults(func=_render, with_vertices=False, csv_fps=None)
 
     s = sub.add_parser("synth", help="generate a synthetic talking-face corpus from text (TTS)",
                        description="Generate paired speech/animation clips for the built-in head "

@@ -6,7 +6,7 @@ format   default output      module
 npz      ``NAME.npz``        :mod:`.npz` (named arrays; optionally vertices/faces/landmarks)
 glb      ``NAME.glb``        :mod:`.glb` (mesh, 52 morph targets, weights + head animation)
 usd      ``NAME.usd``        :mod:`.usd` (UsdSkel: blend shapes, head joint, SkelAnimation)
-csv      ``NAME.csv``        :mod:`.arkit_csv` (ARKit Live Link Face layout)
+csv      ``NAME.csv``        :mod:`.arkit_csv` (Live Link Face layout at 30/60 fps)
 obj/ply  ``NAME_obj/`` ...   :mod:`.meshseq` (a directory with one mesh per frame)
 mp4      ``NAME.mp4``        :mod:`facemotion.render.video` (H.264 + AAC speech)
 =======  ==================  ====================================================================
@@ -80,7 +80,7 @@ def output_paths(outdir: str | Path, stem: str, formats) -> dict[str, Path]:
 
 
 def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: int = 512,
-          rig=None) -> Path:
+          rig=None, csv_fps: float | None = None) -> Path:
     """Write ``anim`` (an :class:`~facemotion.animation.Animation`) as ``fmt`` to ``path``.
 
     Args:
@@ -88,13 +88,14 @@ def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: i
         size: mp4 only: frame width and height in pixels.
         rig: blendshape space only: the head rig (default: the animation's,
             :meth:`~facemotion.animation.Animation.head`).
+        csv_fps: csv only: 30 or 60 fps (default: :func:`.arkit_csv.csv_rate`).
 
     Returns:
         ``path`` as a Path.
 
     Raises:
         DataError: unknown ``fmt``, or one that cannot express the animation's space
-            (:func:`check_format`). AudioError: mp4 whose ``anim.audio`` cannot be read.
+            (:func:`check_format`), or ``csv_fps`` not 30 or 60. AudioError: mp4 whose ``anim.audio`` cannot be read.
     """
     check_format(anim, fmt)
     path = Path(path)
@@ -109,7 +110,7 @@ def write(anim, fmt: str, path: str | Path, with_vertices: bool = False, size: i
         return write_usd(anim, path, rig=rig)
     if fmt == "csv":
         from facemotion.export.arkit_csv import write_arkit_csv
-        return write_arkit_csv(anim, path)
+        return write_arkit_csv(anim, path, csv_fps=csv_fps)
     if fmt in ("obj", "ply"):
         from facemotion.export.meshseq import write_mesh_sequence
         return write_mesh_sequence(anim, path, fmt, rig=rig)

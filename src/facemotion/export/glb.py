@@ -4,10 +4,12 @@ Scene graph: ``head_pivot`` (translation = neck pivot, animated ``rotation``) â†
 (the mesh, translation = -neck pivot), so the head turns about the neck. The mesh carries
 per-vertex part colours (``COLOR_0``: skin, eyes, teeth, gums, tongue, mouth, lashes; see
 :func:`facemotion.render.video.part_albedo`) and ``POSITION``/``NORMAL`` morph targets (sparse
-accessors) named in
-``mesh.extras.targetNames`` (the convention three.js, Blender and Babylon read); one animation ``"speech"`` drives the morph ``weights``
-and the pivot ``rotation`` at the animation fps (``LINEAR``, time in seconds). Written with
-``pygltflib`` (trimesh drops morph targets); checked against the Khronos glTF validator.
+accessors) named in ``mesh.extras.targetNames`` (the convention three.js, Blender and Babylon
+read); one animation ``"speech"`` (:func:`add_speech_animation`) drives the morph ``weights`` and
+the pivot ``rotation`` at the animation fps (``LINEAR``, time in seconds; glTF has no frame rate,
+so it is in the animation's ``extras.fps`` for importers that take one, e.g. as Blender's scene
+fps). Written with ``pygltflib`` (trimesh drops morph targets); checked against the Khronos glTF
+validator. :mod:`.retarget` adds the same animation to a user's avatar.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from facemotion.render.video import part_albedo, vertex_normals
 gl = require("pygltflib", "GLB export")
 
 
-class _Builder:
-    """Packs arrays into one binary buffer and creates an accessor for each."""
+class Builder:
+    """Packs arrays into buffer 0 of ``gltf`` (the GLB binary chunk) and creates an accessor for
+    each, after whatever that buffer already holds (so an avatar's own data stays in place).
+    Call :meth:`finish` once at the end."""
 
     def __init__(self, gltf: gl.GLTF2):
         self.gltf = gltf
-        self.chunks: list[bytes] = []
-        self.offset = 0
+        blob = (gltf.binary_blob() or b"") if gltf.buffers else b""
+        self.chunks: list[bytes] = [blob + b"\0" * ((-len(blob)) % 4)]
+        self.offset = len(self.chunks[0])
 
     def _view(self, data: np.ndarray, target: int | None = None) -> int:
         raw = np.ascontiguousarray(data).tobytes()
@@ -69,9 +74,34 @@ class _Builder:
         return len(self.gltf.accessors) - 1
 
     def finish(self) -> None:
+        """Store the packed data as buffer 0 (the binary chunk) of the glTF."""
         blob = b"".join(self.chunks)
-        self.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
+        if not self.gltf.buffers:
+            self.gltf.buffers.append(gl.Buffer())
+        self.gltf.buffers[0].byteLength = len(blob)
         self.gltf.set_binary_blob(blob)
+
+
+def add_speech_animation(b: Builder, fps: float, num_frames: int, weights: dict[int, np.ndarray],
+                         rotations: dict[int, np.ndarray]) -> None:
+    """Append the animation ``"speech"`` (``LINEAR``, keyframe times ``i / fps`` seconds, the fps
+    in its ``extras``) to ``b.gltf``.
+
+    Args:
+        weights: node index -> ``[T, K]`` morph weights of the node's mesh (all its K targets).
+        rotations: node index -> ``[T, 4]`` quaternions ``(x, y, z, w)`` of the node's rotation.
+    """
+    times = b.add(np.arange(num_frames, dtype=np.float32) / np.float32(fps), gl.SCALAR, minmax=True)
+    samplers, channels = [], []
+    tracks = [(node, "weights", b.add(np.asarray(w, np.float32).reshape(-1), gl.SCALAR))
+              for node, w in weights.items()]
+    tracks += [(node, "rotation", b.add(np.asarray(q, np.float32), gl.VEC4)) for node, q in rotations.items()]
+    for node, what, output in tracks:
+        channels.append(gl.AnimationChannel(sampler=len(samplers),
+                                            target=gl.AnimationChannelTarget(node=node, path=what)))
+        samplers.append(gl.AnimationSampler(input=times, output=output, interpolation="LINEAR"))
+    b.gltf.animations.append(gl.Animation(name="speech", samplers=samplers, channels=channels,
+                                          extras={"fps": float(fps)}))
 
 
 def write_glb(anim, path: str | Path, rig=None) -> Path:
@@ -84,7 +114,7 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
 
     rig = rig or anim.head()
     gltf = gl.GLTF2(asset=gl.Asset(generator="facemotion", version="2.0"))
-    b = _Builder(gltf)
+    b = Builder(gltf)
     neutral = np.asarray(rig.neutral, np.float32)
     faces = np.asarray(rig.faces, np.uint32)
     base_normals = vertex_normals(neutral, faces)
@@ -112,17 +142,8 @@ def write_glb(anim, path: str | Path, rig=None) -> Path:
     gltf.scenes.append(gl.Scene(name="facemotion", nodes=[0]))
     gltf.scene = 0
 
-    times = b.add(np.arange(anim.num_frames, dtype=np.float32) / np.float32(anim.fps),
-                  gl.SCALAR, minmax=True)
-    weights = b.add(anim.blendshapes.astype(np.float32).reshape(-1), gl.SCALAR)
-    rotation = b.add(head_quaternions(anim.head_rotation), gl.VEC4)
-    gltf.animations.append(gl.Animation(
-        name="speech",
-        samplers=[gl.AnimationSampler(input=times, output=weights, interpolation="LINEAR"),
-                  gl.AnimationSampler(input=times, output=rotation, interpolation="LINEAR")],
-        channels=[gl.AnimationChannel(sampler=k, target=gl.AnimationChannelTarget(node=node,
-                                                                                   path=what))
-                  for k, (node, what) in enumerate([(1, "weights"), (0, "rotation")])]))
+    add_speech_animation(b, anim.fps, anim.num_frames, weights={1: anim.blendshapes},
+                         rotations={0: head_quaternions(anim.head_rotation)})
     b.finish()
     path = Path(path)
     with atomic_path(path) as tmp:
