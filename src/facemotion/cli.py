@@ -12,6 +12,8 @@ EXPORT_FORMATS = ("npz", "glb", "usd", "csv", "obj", "ply", "mp4")
 OVERWRITE_HELP = "replace outputs that already exist (default: refuse)"
 ASR_MODEL_HELP = ("local CTranslate2 Whisper directory (any faster-whisper model) for models that use Whisper "
                   "(default: the bundled tiny.en)")
+FLAME_MODEL_HELP = ("your FLAME model file (FLAME 2020 generic_model.pkl, FLAME 2023 .pkl or .npz) for a model in "
+                    "the flame face space (default: the path the checkpoint was trained with)")
 
 
 def _export(args) -> int:
@@ -43,7 +45,8 @@ def _train(args) -> int:
     train(recipe=args.recipe, data=args.data, out=args.out, max_steps=args.max_steps,
           batch_size=args.batch_size, resume=not args.no_resume, config=args.config,
           audio_model_dir=args.audio_model_dir, accelerator=args.accelerator,
-          devices=args.devices, init=args.init, asr_model_dir=args.asr_model_dir)
+          devices=args.devices, init=args.init, asr_model_dir=args.asr_model_dir, space_name=args.space,
+          flame_model=args.flame_model)
     return 0
 
 
@@ -72,11 +75,23 @@ def _eval(args) -> int:
 
 
 def _convert(args) -> int:
+    if args.source == "synth":
+        from facemotion.synth.vertices import write_vertex_corpus
+
+        print(f"{write_vertex_corpus(args.src, args.out, overwrite=args.overwrite)} clips -> {args.out}")
+        return 0
     from facemotion.data.readers import convert
 
     records = convert(args.source, args.src, args.out, stride=args.stride, fps=args.fps, split=args.split,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, flame_model=args.flame_model)
     print(f"{len(records)} clips -> {args.out}")
+    return 0
+
+
+def _serve(args) -> int:
+    from facemotion.studio import serve
+
+    serve(host=args.host, port=args.port)
     return 0
 
 
@@ -119,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--audio-model-dir", type=Path,
                    help="local directory of a wav2vec2/HuBERT model (models that use one)")
     g.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
+    g.add_argument("--flame-model", type=Path, help=FLAME_MODEL_HELP)
     g.set_defaults(func=_generate)
 
     e = sub.add_parser("export", help="convert an animation .npz to another format",
@@ -158,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a recipe on a native dataset (resumes from the last checkpoint)")
     t.add_argument("--recipe", default="diffposetalk", help="recipe name (default: diffposetalk)")
     t.add_argument("--data", type=Path, required=True, help="native dataset directory")
+    t.add_argument("--space", help="face space (blendshape, vertex, flame; default: the recipe's config)")
+    t.add_argument("--flame-model", type=Path,
+                   help="--space flame: your FLAME model file (FLAME 2020 generic_model.pkl, FLAME 2023 .pkl or "
+                        ".npz); read at run time, never put into the checkpoint")
     t.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory")
     t.add_argument("--max-steps", type=int, default=None, help="optimizer steps")
     t.add_argument("--batch-size", type=int, default=None, help="batch size")
@@ -202,22 +222,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, help="write the per-clip and pooled figures to this JSON file")
     ev.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory (models that use one)")
     ev.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
+    ev.add_argument("--flame-model", type=Path, help=FLAME_MODEL_HELP)
     ev.set_defaults(func=_eval)
 
-    cv = sub.add_parser("convert", help="convert a dataset (VOCASET, BIWI, Live Link Face CSV) into the native format",
+    cv = sub.add_parser("convert", help="convert a dataset (VOCASET, BIWI, DiffPoseTalk LMDB, Live Link Face CSV) "
+                                        "into the native format",
                         description="Read SRC (VOCASET or BIWI in the FaceFormer/CodeTalker layout: vertices_npy/, "
-                                    "wav/, templates.pkl, with FaceFormer's splits; or Live Link Face CSVs with "
-                                    "their audio) clip by clip into a native dataset OUT.")
-    cv.add_argument("--from", dest="source", required=True, choices=("vocaset", "biwi", "livelink-csv"),
-                    help="source layout")
+                                    "wav/, templates.pkl, with FaceFormer's splits; DiffPoseTalk's HDTF/TFHP LMDB "
+                                    "folder with its split files; Live Link Face CSVs with "
+                                    "their audio; or a corpus of `facemotion synth`, decoded onto the built-in "
+                                    "head's face region with each pseudo-speaker's face) clip by clip into a "
+                                    "native dataset OUT.")
+    cv.add_argument("--from", dest="source", required=True,
+                    choices=("vocaset", "biwi", "diffposetalk-lmdb", "livelink-csv", "synth"), help="source layout")
     cv.add_argument("src", type=Path, help="source folder (or one CSV)")
     cv.add_argument("-o", "--out", type=Path, required=True, help="native dataset folder to write")
     cv.add_argument("--stride", type=int, default=1,
                     help="vocaset/biwi: keep every N-th frame (FaceFormer trains VOCASET at 60/2 = 30 fps)")
     cv.add_argument("--fps", type=float, help="livelink-csv: frame rate (default: from the timecodes)")
     cv.add_argument("--split", default="train", help="livelink-csv: split of every clip (default: train)")
+    cv.add_argument("--flame-model", type=Path,
+                    help="diffposetalk-lmdb: check every clip's shape/expression sizes against this FLAME model")
     cv.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     cv.set_defaults(func=_convert)
+
+    sv = sub.add_parser("serve", help="run the local web studio (upload or record speech, watch, download)",
+                        description="Serve the facemotion studio: upload or record speech, pick model, seed and "
+                                    "samples, watch the head in the browser and download npz, glb, usd, csv, mp4.")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default: 127.0.0.1, this machine only; the studio has no authentication)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    sv.set_defaults(func=_serve)
     return p
 
 

@@ -387,7 +387,7 @@ class VertexSpace(FaceSpace):
     Args:
         template: ``[V, 3]`` metres (array), or the path of an ``.npz`` holding ``template``
             (or ``vertices [T, V, 3]``: the first frame) and optionally ``faces``,
-            ``lip_landmarks [2]``, ``lips``, ``upper_face``; None: zeros of ``num_vertices``.
+            ``lip_landmarks [2]``, ``lips``, ``upper_face``, ``neck_pivot``; None: zeros of ``num_vertices``.
         faces: ``[F, 3]`` triangles (None: from the template file, else ``num_faces`` zeros).
         lip_landmarks: ``(upper, lower)`` lip-midpoint vertex indices (required, unless the
             template file has them).
@@ -414,6 +414,7 @@ class VertexSpace(FaceSpace):
             lip_landmarks = extra.get("lip_landmarks") if lip_landmarks is None else lip_landmarks
             lips = extra.get("lips") if lips is None else lips
             upper_face = extra.get("upper_face") if upper_face is None else upper_face
+            neck_pivot = extra.get("neck_pivot") if neck_pivot is None else neck_pivot
         if template is None:
             if num_vertices is None:
                 raise ValueError("VertexSpace: give a template (array or .npz path) or num_vertices")
@@ -620,8 +621,8 @@ class VertexSpace(FaceSpace):
 
 
 def _read_template(path) -> tuple[np.ndarray, dict]:
-    """``template [V, 3]`` and the optional ``faces``, ``lip_landmarks``, ``lips``, ``upper_face``
-    of a template ``.npz`` (``template``, or ``vertices [T, V, 3]`` whose first frame is used).
+    """``template [V, 3]`` and the optional ``faces``, ``lip_landmarks``, ``lips``, ``upper_face``,
+    ``neck_pivot [3]`` of a template ``.npz`` (``template``, or ``vertices [T, V, 3]`` whose first frame is used).
 
     Raises:
         DataError: the file is missing, unreadable or holds neither array.
@@ -638,7 +639,7 @@ def _read_template(path) -> tuple[np.ndarray, dict]:
         template = arrays["vertices"][0]
     else:
         raise DataError(f"{path}: no 'template [V, 3]' (or 'vertices [T, V, 3]') array")
-    extra = {k: arrays[k] for k in ("faces", "lip_landmarks", "lips", "upper_face") if k in arrays}
+    extra = {k: arrays[k] for k in ("faces", "lip_landmarks", "lips", "upper_face", "neck_pivot") if k in arrays}
     return np.asarray(template, np.float32), extra
 
 

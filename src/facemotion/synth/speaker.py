@@ -54,7 +54,9 @@ class PseudoSpeaker:
     formant shift ratio (0.8–1.25); ``pitch_median`` (Hz) and ``pitch_range``: Praat new
     pitch median and range factor; ``speed``: speed perturbation (0.9–1.1; durations are
     divided by it); ``sex``: the pseudo-speaker's sex (M/F), which may differ from the
-    base voice's; ``split``: train/val/test.
+    base voice's; ``split``: train/val/test; ``identity``: face shape, coefficients of the
+    built-in head's identity modes (:attr:`facemotion.face.rig.HeadRig.identity_basis`, each
+    about N(0, 1); unitless), so clips differ in face shape as in VOCASET or 3D-HDTF.
     """
 
     id: str
@@ -69,6 +71,7 @@ class PseudoSpeaker:
     speed: float
     style: Style
     split: str
+    identity: tuple[float, ...] = ()
 
     @property
     def voice_name(self) -> str:
@@ -100,7 +103,20 @@ def _draw_speaker(rng: np.random.Generator, index: int, seed: int) -> PseudoSpea
     return PseudoSpeaker(id=f"synth{seed}-spk{index:04d}", voice=voice, variant=variant, sex=sex,
                          rate=rng.uniform(0.85, 1.2), tts_pitch=rng.uniform(30, 70),
                          formant_ratio=formant, pitch_median=median, pitch_range=rng.uniform(0.7, 1.5),
-                         speed=rng.uniform(0.9, 1.1), style=style, split=split)
+                         speed=rng.uniform(0.9, 1.1), style=style, split=split,
+                         identity=speaker_identity(seed, index))
+
+
+IDENTITY_MODES = 60
+"""Identity coefficients per pseudo-speaker (all of the built-in head's identity modes)."""
+
+
+def speaker_identity(seed: int, index: int) -> tuple[float, ...]:
+    """Face-shape coefficients of pseudo-speaker ``index`` of corpus ``seed``: :data:`IDENTITY_MODES`
+    draws of N(0, 1) from their own generator, so the rest of the speaker (voice, style, split) is
+    drawn as it was before speakers had faces."""
+    rng = np.random.default_rng([seed, 104729, index])
+    return tuple(float(b) for b in rng.standard_normal(IDENTITY_MODES))
 
 
 @lru_cache(maxsize=4)
