@@ -112,8 +112,10 @@ def write_diffposetalk_lmdb(root: Path, clips: dict[str, int], seg_len: int = 10
         txn.put(b"metadata", pickle.dumps({"seg_len": seg_len}, protocol=pickle.HIGHEST_PROTOCOL))
         for key, n in clips.items():
             shape = np.repeat(rng.normal(0, 1, (1, 100)), n, 0).astype(np.float32)
-            coef = {"shape": shape, "exp": rng.normal(0, 1, (n, 50)).astype(np.float32),
-                    "pose": np.concatenate([rng.normal(0, 0.1, (n, 4)), np.zeros((n, 2))], 1).astype(np.float32)}
+            t = np.arange(n)[:, None] / 25.0  # smooth motion: a sinusoid per coefficient (seconds)
+            wave = np.sin(2 * np.pi * rng.uniform(0.3, 2.0, (1, 54)) * t + rng.uniform(0, 2 * np.pi, (1, 54)))
+            pose = np.concatenate([0.1 * wave[:, 50:], np.zeros((n, 2))], 1)  # global, jaw x; jaw y/z 0
+            coef = {"shape": shape, "exp": wave[:, :50].astype(np.float32), "pose": pose.astype(np.float32)}
             audio = np.round(rng.normal(0, 0.1, n * 640) * 32767).clip(-32768, 32767) / 32768
             truth[key] = (coef, audio.astype(np.float32))
             txn.put(f"{key}/metadata".encode(), pickle.dumps({"n_frames": n}, protocol=pickle.HIGHEST_PROTOCOL))

@@ -75,7 +75,7 @@ class Animator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, audio_model_dir: str | Path | None = None,
-                        asr_model_dir: str | Path | None = None) -> "Animator":
+                        asr_model_dir: str | Path | None = None, flame_model: str | Path | None = None) -> "Animator":
         """Load a recipe checkpoint (weights, config and normalisation in one ``.pt`` file).
 
         Args:
@@ -84,16 +84,18 @@ class Animator:
                 needs one.
             asr_model_dir: CTranslate2 Whisper directory, for models whose audio encoder uses
                 Whisper (default: the model the checkpoint names, else the bundled tiny.en).
+            flame_model: the FLAME model file, for a model in the ``flame`` face space (default:
+                the path it was trained with).
         Raises:
-            DataError: the file is missing or is not a facemotion checkpoint, or its Whisper
-                model is missing or altered.
+            DataError: the file is missing or is not a facemotion checkpoint, its Whisper
+                model is missing or altered, or its FLAME model is missing.
         """
         from facemotion.recipes import load_checkpoint
 
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: checkpoint not found")
-        return cls(load_checkpoint(path, audio_model_dir, asr_model_dir), path)
+        return cls(load_checkpoint(path, audio_model_dir, asr_model_dir, flame_model=flame_model), path)
 
     @property
     def fps(self) -> float:
@@ -316,11 +318,13 @@ def export_file(input: str | Path, to: str, output: str | Path | None = None,
 
 
 def load_animator(model: str, audio_model_dir: str | Path | None = None,
-                  asr_model_dir: str | Path | None = None) -> Animator:
+                  asr_model_dir: str | Path | None = None, flame_model: str | Path | None = None) -> Animator:
     """``model`` is a shipped model's name (e.g. ``"default"``) or a checkpoint path
-    (``audio_model_dir``, ``asr_model_dir``: see :meth:`Animator.from_checkpoint`)."""
+    (``audio_model_dir``, ``asr_model_dir``, ``flame_model``: see :meth:`Animator.from_checkpoint`)."""
     if model.endswith(".pt") or os.sep in model or Path(model).is_file():
-        return Animator.from_checkpoint(model, audio_model_dir, asr_model_dir)
+        return Animator.from_checkpoint(model, audio_model_dir, asr_model_dir, flame_model)
+    if flame_model is not None:
+        raise DataError(f"--flame-model {flame_model}: the shipped model {model!r} is not in the flame face space")
     return Animator.from_pretrained(model, audio_model_dir, asr_model_dir)
 
 
@@ -411,7 +415,8 @@ def generate_command(args) -> int:
             for fmt, path in output_paths(args.out, stem, formats).items():
                 check_output(path, directory=not FORMATS[fmt], overwrite=args.overwrite)
         wave = load_audio(args.speech)
-        animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir)
+        animator = load_animator(args.model, args.audio_model_dir, args.asr_model_dir,
+                                 getattr(args, "flame_model", None))
         probe = Animation(np.zeros((1, animator.space.dim), np.float32), animator.space, animator.fps)
         if args.formats is None:  # the default formats the model's space can express
             formats = [f for f in formats if f not in BLENDSHAPE_FORMATS or probe.provides("blendshapes")]

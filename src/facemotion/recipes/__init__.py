@@ -35,7 +35,8 @@ def recipe_class(name: str):
 
 
 def load_checkpoint(path: str | os.PathLike, audio_model_dir: str | os.PathLike | None = None,
-                    asr_model_dir: str | os.PathLike | None = None, map_location="cpu"):
+                    asr_model_dir: str | os.PathLike | None = None, map_location="cpu",
+                    flame_model: str | os.PathLike | None = None):
     """Load a one-file facemotion checkpoint (``Recipe.save_checkpoint``) → recipe in eval mode.
 
     Args:
@@ -44,8 +45,12 @@ def load_checkpoint(path: str | os.PathLike, audio_model_dir: str | os.PathLike 
         asr_model_dir: CTranslate2 Whisper directory, for models whose encoder uses Whisper
             (overrides the checkpoint's; default the bundled model).
         map_location: torch device (or name) to load the tensors onto.
+        flame_model: the FLAME model file of a model in the ``flame`` face space (checkpoints keep
+            only the path it was trained with; :func:`facemotion.face.flame.with_flame_model`).
     Raises:
-        DataError: the file is missing, not a facemotion checkpoint, or its weights do not fit.
+        DataError: the file is missing, not a facemotion checkpoint, or its weights do not fit;
+            a FLAME model that is missing (named, with ``--flame-model`` suggested), or
+            ``flame_model`` for a model in another face space.
     """
     import torch
 
@@ -60,6 +65,13 @@ def load_checkpoint(path: str | os.PathLike, audio_model_dir: str | os.PathLike 
         raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path}: not a facemotion checkpoint")
+    space = blob.get("space") or {}
+    if space.get("name") == "flame" or flame_model is not None:
+        from facemotion.face.flame import with_flame_model
+
+        spec = with_flame_model({"name": space.get("name"), **(space.get("settings") or {})}, flame_model,
+                                str(path))
+        blob["space"] = {"name": spec.pop("name"), "settings": spec}
     return recipe_class(blob["recipe"]).from_checkpoint_dict(blob, audio_model_dir, str(path), asr_model_dir)
 
 
