@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from facemotion.errors import DataError
 from facemotion.api import export_file
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from facemotion.face.rig import load_head_rig
+from gltf_helpers import accessor, khronos_issues
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "examples" / "cmu_arctic_slt_a0009.wav"
@@ -176,28 +176,6 @@ def test_arkit_csv_timing_as_unreal_imports_it(anim, tmp_path, csv_fps, importer
         np.testing.assert_allclose(jaw, expected, atol=1e-5)
 
 
-def _accessor(gltf, index: int) -> np.ndarray:
-    """Decode accessor ``index`` of a loaded GLB (float32 / uint32, tightly packed, sparse)."""
-    import pygltflib as gl
-
-    acc = gltf.accessors[index]
-    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc.type]
-    dtype = np.uint32 if acc.componentType == gl.UNSIGNED_INT else np.float32
-
-    def view(i: int, count: int, dtype=dtype, width=width) -> np.ndarray:
-        v = gltf.bufferViews[i]
-        data = gltf.binary_blob()[v.byteOffset:][:count * width * 4]
-        return np.frombuffer(data, dtype).reshape(count, width)
-
-    if acc.bufferView is not None:
-        return view(acc.bufferView, acc.count)
-    out = np.zeros((acc.count, width), dtype)
-    if acc.sparse is not None:
-        rows = view(acc.sparse.indices.bufferView, acc.sparse.count, np.uint32, 1)[:, 0]
-        out[rows] = view(acc.sparse.values.bufferView, acc.sparse.count)
-    return out
-
-
 def test_glb_passes_khronos_validator_and_round_trips(anim, rig, tmp_path):
     import pygltflib as gl
     import trimesh
@@ -205,14 +183,7 @@ def test_glb_passes_khronos_validator_and_round_trips(anim, rig, tmp_path):
     from facemotion.face.rotation import euler_to_matrix
 
     path = anim.save(tmp_path, formats=["glb"])["glb"]
-    validator = ROOT / "node_modules" / "gltf-validator"
-    assert validator.is_dir(), "gltf-validator missing: run `make setup` (npm ci)"
-    script = ("const v=require(process.argv[1]);const fs=require('fs');"
-              "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])))"
-              ".then(r=>console.log(JSON.stringify(r.issues)))")
-    out = subprocess.run(["node", "-e", script, str(validator), str(path)], check=True,
-                         capture_output=True, text=True).stdout
-    issues = json.loads(out)
+    issues = khronos_issues(path)
     assert issues["numErrors"] == 0, issues["messages"][:5]
 
     gltf = gl.GLTF2.load(str(path))
@@ -220,21 +191,22 @@ def test_glb_passes_khronos_validator_and_round_trips(anim, rig, tmp_path):
     assert mesh.extras["targetNames"] == list(ARKIT_BLENDSHAPES)
     prim = mesh.primitives[0]
     assert len(prim.targets) == 52 and prim.attributes.NORMAL is not None
-    neutral = _accessor(gltf, prim.attributes.POSITION)
-    deltas = np.stack([_accessor(gltf, t["POSITION"]) for t in prim.targets])
+    neutral = accessor(gltf, prim.attributes.POSITION)
+    deltas = np.stack([accessor(gltf, t["POSITION"]) for t in prim.targets])
     assert gltf.accessors[prim.targets[0]["POSITION"]].sparse is not None
     np.testing.assert_array_equal(neutral, rig.neutral)
     np.testing.assert_array_equal(deltas, rig.deltas)
-    np.testing.assert_array_equal(_accessor(gltf, prim.indices).reshape(-1, 3), rig.faces)
+    np.testing.assert_array_equal(accessor(gltf, prim.indices).reshape(-1, 3), rig.faces)
 
     (anim_gl,) = gltf.animations
+    assert anim_gl.extras == {"fps": 25.0} and gltf.nodes[0].name == "head_pivot"
     by_path = {c.target.path: anim_gl.samplers[c.sampler] for c in anim_gl.channels}
     assert {s.interpolation for s in anim_gl.samplers} == {"LINEAR"}
-    times = _accessor(gltf, by_path["weights"].input)[:, 0]
+    times = accessor(gltf, by_path["weights"].input)[:, 0]
     np.testing.assert_allclose(times, np.arange(anim.num_frames) / 25.0, atol=1e-6)
-    weights = _accessor(gltf, by_path["weights"].output).reshape(anim.num_frames, 52)
+    weights = accessor(gltf, by_path["weights"].output).reshape(anim.num_frames, 52)
     np.testing.assert_array_equal(weights, anim.blendshapes)
-    quats = _accessor(gltf, by_path["rotation"].output)
+    quats = accessor(gltf, by_path["rotation"].output)
     np.testing.assert_allclose(quats, head_quaternions(anim.head_rotation), atol=1e-6)
 
     # composing the node transforms of frame i reproduces the animation's vertices
@@ -253,10 +225,20 @@ def test_glb_passes_khronos_validator_and_round_trips(anim, rig, tmp_path):
 
 
 def test_usd_round_trip_with_skinning(anim, rig, tmp_path):
-    from pxr import Usd, UsdSkel
+    from pxr import Usd, UsdGeom, UsdSkel, UsdValidation
 
     path = anim.save(tmp_path, formats=["usd"])["usd"]
     stage = Usd.Stage.Open(str(path))
+    # every validator usd-core registers (UsdGeom, UsdSkel, UsdShade, UsdUtils, ...) passes
+    validators = UsdValidation.ValidationRegistry().GetOrLoadAllValidators()
+    assert len(validators) >= 20
+    errors = UsdValidation.ValidationContext(validators).Validate(stage)
+    assert [(e.GetName(), e.GetMessage()) for e in errors] == []
+    geom = UsdGeom.Mesh(stage.GetPrimAtPath("/Head/Mesh"))
+    assert len(geom.GetNormalsAttr().Get()) == rig.num_vertices
+    assert geom.GetNormalsInterpolation() == UsdGeom.Tokens.vertex
+    np.testing.assert_allclose(np.array(geom.GetExtentAttr().Get()), [rig.neutral.min(0), rig.neutral.max(0)],
+                               atol=1e-6)
     assert stage.GetTimeCodesPerSecond() == 25.0
     assert stage.GetDefaultPrim().IsA(UsdSkel.Root)
     mesh = stage.GetPrimAtPath("/Head/Mesh")
@@ -317,8 +299,8 @@ def test_identity_travels_into_every_mesh_export(anim, rig, tmp_path):
     np.testing.assert_array_equal(Animation.load(paths["npz"]).identity, beta)
     gltf = gl.GLTF2.load(str(paths["glb"]))
     prim = gltf.meshes[0].primitives[0]
-    np.testing.assert_array_equal(_accessor(gltf, prim.attributes.POSITION), shaped)
-    colours = _accessor(gltf, prim.attributes.COLOR_0)           # per-part colours
+    np.testing.assert_array_equal(accessor(gltf, prim.attributes.POSITION), shaped)
+    colours = accessor(gltf, prim.attributes.COLOR_0)           # per-part colours
     assert colours[rig.regions["pupil_left"]].max() < 0.05 < colours[rig.regions["teeth"]].min()
     stage = Usd.Stage.Open(str(paths["usd"]))
     mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/Head/Mesh"))

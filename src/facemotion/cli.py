@@ -26,6 +26,20 @@ def _export(args) -> int:
     return 0
 
 
+def _retarget(args) -> int:
+    from facemotion.animation import Animation
+    from facemotion.export.retarget import retarget_glb
+
+    report = retarget_glb(Animation.load(args.input), args.avatar, args.output, mapping=args.mapping,
+                          overwrite=args.overwrite)
+    total = len(report.matched) + len(report.unmatched)
+    print(f"matched {len(report.matched)}/{total} ARKit blendshapes; unmatched: {', '.join(report.unmatched) or 'none'}")
+    print(f"avatar targets not driven: {', '.join(report.ignored) or 'none'}; "
+          f"head rotation on node: {report.head_node or 'none (no head or neck node)'}")
+    print(report.path)
+    return 0
+
+
 def _render(args) -> int:
     args.to = "mp4"
     return _export(args)
@@ -160,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512, help="video size in pixels (default: 512)")
     r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     r.set_defaults(func=_render, with_vertices=False, csv_fps=None)
+
+    rt = sub.add_parser("retarget", help="drive your own ARKit-rigged avatar (.glb) with an animation .npz",
+                        description="Add the animation of INPUT.npz to a copy of AVATAR.glb: its morph targets "
+                                    "driven by name (Apple's ARKit names, with _L/_R or Left/Right, any case, "
+                                    "snake_case or a prefix such as blendShape1.), its head or neck node turned "
+                                    "by the head rotation; materials, skeleton and the rest kept. Prints which "
+                                    "ARKit names matched.")
+    rt.add_argument("input", type=Path, help="animation .npz with blendshapes")
+    rt.add_argument("--avatar", type=Path, required=True, help="avatar .glb with ARKit-like morph targets")
+    rt.add_argument("-o", "--output", type=Path, required=True, help="animated .glb to write")
+    rt.add_argument("--mapping", type=Path,
+                    help='JSON file {"avatar target": "arkitName" or null} overriding the name matching')
+    rt.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    rt.set_defaults(func=_retarget)
 
     s = sub.add_parser("synth", help="generate a synthetic talking-face corpus from text (TTS)",
                        description="Generate paired speech/animation clips for the built-in head "
