@@ -130,3 +130,28 @@ def test_phonetic_words_search(speech):
         assert feats[int(2.6 * 25):int(2.85 * 25), PHONE_INDEX["B"]].max() > 0.5
     with pytest.raises(FacemotionError, match="unknown search"):
         PhoneticEncoder(search="lattice")
+
+
+def test_mel_stream_gives_the_offline_frames():
+    """Log-mel features pushed in uneven chunks equal the whole-utterance features at several fps;
+    an utterance-normalised encoder refuses to stream."""
+    from facemotion.audio.encoders import MelEncoder
+    from facemotion.errors import FacemotionError
+
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 + 1234).astype(np.float32)
+    enc = MelEncoder(n_mels=16, normalize=False)
+    for fps in (25.0, 30.0, 60.0):
+        frames = int(round(len(wave) / 16000 * fps))
+        offline = enc.encode_numpy(wave, frames, fps)
+        stream, out, i = enc.stream(fps), [], 0
+        for n in np.random.default_rng(1).integers(1, 3000, 100):
+            out.append(stream.push(wave[i:i + n]))
+            i += n
+            if i >= len(wave):
+                break
+        out.append(stream.finish())
+        streamed = np.concatenate(out)
+        assert streamed.shape == offline.shape
+        np.testing.assert_allclose(streamed, offline, atol=1e-5)
+    with pytest.raises(FacemotionError, match="normalis"):
+        MelEncoder().stream(25.0)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -245,6 +245,47 @@ class Animator:
                 gated[:, head] = motion[:, head]  # a given pose stays as given
             out.append(self.to_animation(gated, path, s, identity if ids is None else ids[i]))
         return out
+
+    def stream(self, chunks: Iterable[np.ndarray], seed: int | None = None,
+               steps: int | None = None) -> Iterator[Animation]:
+        """Streaming generation (3DFacePolicy): audio chunks in as they arrive, motion frames out as
+        soon as the audio they need has arrived (the recipe's ``stream``: past audio plus a bounded
+        lookahead, see :attr:`facemotion.recipes.facepolicy.FacePolicy.lookahead_frames`).
+
+        The features are computed chunk by chunk (the audio encoder's ``stream``: the log-mel
+        spectrogram without per-utterance normalisation) and equal the offline ones, so the frames
+        equal those of :meth:`sample` on :meth:`audio_features` of the whole audio with the same
+        seed, to float rounding. The speech-activity gate of :meth:`generate` is not applied.
+
+        Args:
+            chunks: 16 kHz mono float32 waveform pieces ``[N_i]`` (any sizes), in order.
+            seed: random seed (drawn when None; stored in each piece).
+            steps: sampler steps (default: the model's).
+        Yields:
+            :class:`Animation` pieces of k ≥ 1 frames each, in order, in the model's space.
+        Raises:
+            FacemotionError: a model or audio encoder that cannot stream.
+        """
+        import torch
+
+        if not hasattr(self.recipe, "stream"):
+            raise FacemotionError(f"the {type(self.recipe).__name__} model cannot stream "
+                                  "(3DFacePolicy models can: --recipe facepolicy)")
+        encoder = self.recipe.audio_encoder
+        if not hasattr(encoder, "stream"):
+            raise FacemotionError(f"the {encoder.name} audio encoder cannot stream (the mel encoder can)")
+        features = encoder.stream(self.fps)
+        seed = draw_seed() if seed is None else int(seed)
+
+        def feature_chunks():
+            for chunk in chunks:
+                yield torch.from_numpy(features.push(chunk))
+            yield torch.from_numpy(features.finish())
+
+        with torch.inference_mode():
+            for motion in self.recipe.stream(feature_chunks(), steps=steps,
+                                             generator=torch.Generator().manual_seed(seed)):
+                yield self.to_animation(motion[0].float().cpu().numpy(), seed=seed)
 
     def extract_style(self, clip_npz: str | Path) -> np.ndarray:
         """Speaking-style vector of a reference motion clip (DiffPoseTalk's style encoder).

@@ -35,7 +35,8 @@ from facemotion.audio.phones import (PHONE_INDEX, PHONES, SEARCHES, VISEMES, VOC
 from facemotion.errors import AudioError, FacemotionError, require
 
 
-def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float) -> np.ndarray:
+def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float, first_frame: int = 0,
+                  source_offset: int = 0) -> np.ndarray:
     """Resample features by averaging over each output frame's time span.
 
     Source frame ``j`` covers ``[j, j+1) / rate`` seconds, output frame ``t`` covers
@@ -44,10 +45,13 @@ def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float
     the last frame.
 
     Args:
-        features: ``[F, C]`` at ``rate`` frames per second.
+        features: ``[F, C]`` at ``rate`` frames per second: source frames ``source_offset ..
+            source_offset + F − 1`` (a stream keeps only the frames it still needs).
         rate: source frame rate (Hz).
         num_frames: T.
         fps: output frame rate (Hz).
+        first_frame: index of the first output frame (output frames ``first_frame ..
+            first_frame + T − 1``); it must not begin before ``source_offset``.
 
     Returns:
         ``[T, C]`` float32.
@@ -55,7 +59,7 @@ def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float
     features = np.asarray(features, dtype=np.float64)
     count = len(features)
     cumulative = np.concatenate([np.zeros((1, features.shape[1])), np.cumsum(features, axis=0)])
-    edges = np.arange(num_frames + 1) * (rate / fps)
+    edges = (first_frame + np.arange(num_frames + 1)) * (rate / fps) - source_offset
 
     def integral(x: np.ndarray) -> np.ndarray:
         beyond = np.clip(x - count, 0.0, None)[:, None]
@@ -152,6 +156,10 @@ class MelEncoder(NumpyEncoder):
         if self.normalize:
             logmel = (logmel - logmel.mean(axis=0)) / (logmel.std(axis=0) + 1e-5)
         return frame_average(logmel, SAMPLE_RATE / hop, num_frames, fps)
+
+    def stream(self, fps: float) -> "MelStream":
+        """Features of audio pushed chunk by chunk (:class:`MelStream`; ``normalize`` must be false)."""
+        return MelStream(self, fps)
 
 
 class PhoneticEncoder(NumpyEncoder):
@@ -378,6 +386,82 @@ _ENCODERS: dict[str, type[AudioEncoder]] = {
     cls.name: cls for cls in (MelEncoder, PhoneticEncoder, WhisperEncoder, Wav2Vec2Encoder, HubertEncoder,
                               ConcatEncoder)
 }
+
+
+class MelStream:
+    """The log-mel features of :class:`MelEncoder` (without per-utterance normalisation) computed
+    as the audio arrives: the same frames as ``encode_numpy`` on the whole waveform.
+
+    STFT frame ``j`` (centre ``j · 10 ms``, 32 ms long; zeros before the start, as librosa's
+    centred STFT) is computed once its last sample has arrived, and output frame ``t`` once the
+    STFT frames its span ``[t, t+1) / fps`` covers are there, so the latency is about 26 ms plus
+    the chunking. Memory holds one FFT window of samples and the STFT frames of one output frame.
+
+    Args:
+        encoder: a :class:`MelEncoder` with ``normalize`` false.
+        fps: output frame rate (frames per second).
+    Raises:
+        FacemotionError: an encoder that normalises over the utterance (which needs all of it).
+    """
+
+    N_FFT = 512
+
+    def __init__(self, encoder: "MelEncoder", fps: float):
+        if encoder.normalize:
+            raise FacemotionError("the mel encoder normalises over the whole utterance and cannot stream "
+                                  "(train with {\"name\": \"mel\", \"normalize\": false})")
+        self.encoder, self.fps = encoder, float(fps)
+        self.hop = SAMPLE_RATE // 100
+        self.samples = 0                                    # samples pushed
+        self.buffer = np.zeros(self.N_FFT // 2, np.float32)  # centre padding, then the waveform
+        self.buffer_start = -(self.N_FFT // 2)              # sample index of buffer[0]
+        self.stft_done = 0                                  # STFT frames computed
+        self.source = np.zeros((0, encoder.dim), np.float64)
+        self.source_offset = 0                              # STFT frame index of source[0]
+        self.frames_done = 0                                # output frames emitted
+
+    def _stft_frames(self, end: int) -> None:
+        """Compute STFT frames ``stft_done .. end − 1`` from the buffer."""
+        import librosa
+
+        if end <= self.stft_done:
+            return
+        a = self.stft_done * self.hop - self.N_FFT // 2 - self.buffer_start
+        b = (end - 1) * self.hop + self.N_FFT // 2 - self.buffer_start
+        mel = librosa.feature.melspectrogram(
+            y=self.buffer[a:b], sr=SAMPLE_RATE, n_fft=self.N_FFT, win_length=400, hop_length=self.hop,
+            n_mels=self.encoder.n_mels, fmin=self.encoder.fmin, fmax=self.encoder.fmax, power=2.0, center=False)
+        self.source = np.concatenate([self.source, np.log(mel + 1e-6).T])
+        self.stft_done = end
+        keep = self.stft_done * self.hop - self.N_FFT // 2 - self.buffer_start
+        self.buffer, self.buffer_start = self.buffer[keep:], self.buffer_start + keep
+
+    def _emit(self, end: int) -> np.ndarray:
+        """Output frames ``frames_done .. end − 1`` from the STFT frames."""
+        n = end - self.frames_done
+        if n <= 0:
+            return np.zeros((0, self.encoder.dim), np.float32)
+        out = frame_average(self.source, 100.0, n, self.fps, self.frames_done, self.source_offset)
+        self.frames_done = end
+        drop = int(np.floor(self.frames_done * 100.0 / self.fps)) - self.source_offset
+        if 0 < drop < len(self.source):
+            self.source, self.source_offset = self.source[drop:], self.source_offset + drop
+        return out
+
+    def push(self, wave: np.ndarray) -> np.ndarray:
+        """Add 16 kHz samples ``[N]``; return the output frames now complete ``[k, n_mels]`` (k ≥ 0)."""
+        wave = np.asarray(wave, np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, wave])
+        self.samples += len(wave)
+        self._stft_frames(max(0, (self.samples - self.N_FFT // 2) // self.hop + 1))
+        ready = int(np.floor((self.source_offset + len(self.source)) * self.fps / 100.0 + 1e-9))
+        return self._emit(ready)
+
+    def finish(self) -> np.ndarray:
+        """End of the audio: the remaining frames up to T = round(N / 16000 · fps) (as offline)."""
+        self.buffer = np.concatenate([self.buffer, np.zeros(self.N_FFT // 2, np.float32)])
+        self._stft_frames(1 + self.samples // self.hop)
+        return self._emit(max(1, int(round(self.samples / SAMPLE_RATE * self.fps))))
 
 
 def build_audio_encoder(config: dict[str, Any] | str, model_dir: str | Path | None = None,
