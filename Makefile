@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml scripts/install-system.sh package.json
 	$(VENV)/bin/pip install "PyOpenGL==3.1.10"
 	# Khronos glTF validator (npm) for the GLB export tests
 	npm ci --no-audit --no-fund
+	# Blender 5 for tests/test_blender.py, in its own environment: the bpy wheel pins numpy < 2
+	test -x $(VENV)/blender/bin/python || python3 -m venv $(VENV)/blender
+	$(VENV)/blender/bin/pip install "bpy==5.0.1"
 	touch $(STAMP)
 
 demo: setup
