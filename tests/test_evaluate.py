@@ -111,3 +111,67 @@ def test_evaluate_uses_cached_features_and_rejects_bad_input(tiny, monkeypatch):
     monkeypatch.setattr(recipe, "fps", 30.0)
     with pytest.raises(DataError, match="25 fps, the model at 30 fps"):
         evaluate(recipe, root, "val", progress=False)
+
+
+def test_runs_and_comparison_tables(tiny, tmp_path):
+    """Two models (the same checkpoint twice), two runs: intervals over clips and runs; one table
+    row per model in Markdown, CSV and JSON, each metric's convention named."""
+    root, ckpt = tiny
+    prefix = tmp_path / "table"
+    assert main(["eval", "--model", str(ckpt), "--model", str(ckpt), "--data", str(root), "--split", "train",
+                 "--num-samples", "2", "--runs", "2", "--out", str(prefix)]) == 0
+    report = json.loads(prefix.with_suffix(".json").read_text())["models"]
+    assert len(report) == 2 and report[0]["runs"] == 2
+    lve_runs = report[0]["pooled"]["lve_mm"]
+    assert lve_runs["runs"] == 2 and lve_runs["ci95_runs"] > 0 and lve_runs["clips"] == 2
+    assert report[0]["pooled"] == report[1]["pooled"]  # same model, same seeds
+    md = prefix.with_suffix(".md").read_text()
+    assert md.count(f"| {ckpt} |") == 2 and "LVE (FaceFormer)" in md and "largest squared L2 error" in md
+    assert "(runs ±" in md and "DF-3DFace convention" in md
+    rows = list(__import__("csv").DictReader(prefix.with_suffix(".csv").open()))
+    assert len(rows) == 2 * len(METRICS) and {r["metric"] for r in rows} == set(METRICS)
+    one = next(r for r in rows if r["metric"] == "lve_mm")
+    assert float(one["mean"]) == pytest.approx(lve_runs["mean"]) and "DiffPoseTalk convention" in one["convention"]
+
+
+def test_predictions_folder_scored_in_closed_form(tmp_path, capsys):
+    """FaceFormer-style predictions ([T, V*3] .npy per clip) against a converted VOCASET-layout
+    dataset: exact predictions score 0; lips shifted by d give LVE = d, FaceFormer LVE = d^2,
+    MVE = d * 4 / 6 (4 of 6 vertices move), FDD = NLDD = 0 (the upper face and every non-lip vertex
+    stay where they were)."""
+    from facemotion.data.readers import convert
+    from test_readers import faceformer_corpus
+
+    truth = faceformer_corpus(tmp_path / "voca", {"FaceTalk_170809_00138_TA_sentence22": 8,
+                                                  "FaceTalk_170731_00024_TA_sentence30": 6}, fps=60)
+    convert("vocaset", tmp_path / "voca", tmp_path / "data")
+    (tmp_path / "regions").mkdir()
+    (tmp_path / "regions" / "lve.txt").write_text("0,1,2,3")
+    (tmp_path / "regions" / "fdd.txt").write_text("4,5")
+    d = 1e-3
+    for name, shift in (("exact", 0.0), ("shifted", d)):
+        (tmp_path / name).mkdir()
+        for clip, (verts, _) in truth.items():
+            v = verts.copy()
+            v[:, :4, 0] += shift
+            np.save(tmp_path / name / f"{clip}.npy", v.reshape(len(v), -1).astype(np.float32))
+    prefix = tmp_path / "cmp"
+    assert main(["eval", "--model", str(tmp_path / "exact"), "--model", str(tmp_path / "shifted"),
+                 "--data", str(tmp_path / "data"), "--regions", str(tmp_path / "regions"), "--out", str(prefix)]) == 0
+    exact, shifted = (r["pooled"] for r in json.loads(prefix.with_suffix(".json").read_text())["models"])
+    for key in ("lve_mm", "lve_faceformer_1e-5m2", "mve_mm", "fdd_1e-5m2", "nldd_mm"):
+        assert exact[key]["mean"] == pytest.approx(0.0, abs=1e-9) and exact[key]["clips"] == 2
+    assert shifted["lve_mm"]["mean"] == pytest.approx(1.0, rel=1e-4)  # mm (float32 files)
+    assert shifted["lve_faceformer_1e-5m2"]["mean"] == pytest.approx(0.1, rel=1e-4)  # 1e-6 m^2
+    assert shifted["mve_mm"]["mean"] == pytest.approx(4 / 6, rel=1e-4)
+    assert shifted["fdd_1e-5m2"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert shifted["nldd_mm"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert shifted["mod_mm"]["clips"] == 0 and shifted["ba"]["clips"] == 0
+    assert "| MOD |" not in prefix.with_suffix(".md").read_text()
+    (tmp_path / "shifted" / "FaceTalk_170731_00024_TA_sentence30.npy").unlink()
+    capsys.readouterr()
+    assert main(["eval", "--model", str(tmp_path / "shifted"), "--data", str(tmp_path / "data"),
+                 "--regions", str(tmp_path / "regions")]) == 1
+    assert "sentence30.npy: no prediction for clip" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "exact"), "--data", str(tmp_path / "data")]) == 1
+    assert "6-vertex clips; give --regions DIR" in capsys.readouterr().err

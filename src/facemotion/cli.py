@@ -234,11 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recording to loop to each duration (default: the CMU ARCTIC example)")
     b.set_defaults(func=_bench)
 
-    ev = sub.add_parser("eval", help="evaluate a model on a dataset split (LVE, MVE, FDD, MOD, BA, diversity)",
-                        description="Sample every clip of a split (default: test, held-out speakers) and "
-                                    "compare with its ground truth; prints the figures pooled over clips "
-                                    "(mean over clips) and optionally writes per-clip and pooled JSON.")
-    ev.add_argument("--model", default="default", help="'default' (shipped model) or a checkpoint path (.pt)")
+    ev = sub.add_parser("eval", help="evaluate models on a dataset split (LVE, MVE, FDD, NLDD, MOD, BA, diversity)",
+                        description="Sample every clip of a split (default: test, held-out speakers) with each "
+                                    "model, or read another system's predictions, and compare with the ground "
+                                    "truth; prints the figures pooled over clips (mean ± 95%% interval) and "
+                                    "optionally writes per-clip JSON and a comparison table (Markdown, CSV, JSON).")
+    ev.add_argument("--model", action="append",
+                    help="'default' (shipped model), a checkpoint path (.pt), or a folder of another system's "
+                         "predictions (<clip id>.npy, [T, V*3] metres, FaceFormer style); repeat for a comparison "
+                         "table with one row per model (default: default)")
     ev.add_argument("--data", type=Path, required=True, help="native dataset directory")
     ev.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
     ev.add_argument("--max-clips", type=int, help="evaluate only the first N clips, sorted by id (default: all)")
@@ -247,7 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     ev.add_argument("--style-from-gt", action="store_true",
                     help="condition on the style of each clip's own ground truth (default: no style)")
+    ev.add_argument("--runs", type=int, default=1,
+                    help="sample every clip this many times (seeds SEED, SEED+1, ...): intervals over runs too")
     ev.add_argument("--json", type=Path, help="write the per-clip and pooled figures to this JSON file")
+    ev.add_argument("--out", type=Path, metavar="PREFIX",
+                    help="write the comparison table (one row per --model, mean ± 95%% interval, each metric's "
+                         "convention) as PREFIX.md, PREFIX.csv and PREFIX.json")
+    ev.add_argument("--regions", type=Path,
+                    help="predictions folders: lve.txt/fdd.txt region files of their topology (default: the "
+                         "shared FLAME/VOCASET files for 5023 vertices)")
     ev.add_argument("--audio-model-dir", type=Path, help="local wav2vec2/HuBERT directory (models that use one)")
     ev.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     ev.add_argument("--flame-model", type=Path, help=FLAME_MODEL_HELP)

@@ -272,7 +272,7 @@ def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, shape
     return (v_rot @ v_posed[..., None])[..., 0] + v_t
 
 
-def _read_index_file(path: Path) -> np.ndarray:
+def read_index_file(path: Path) -> np.ndarray:
     """Vertex indices of a region file (one line of comma- or space-separated ints, as
     ``lve.txt`` / ``fdd.txt``). Raises DataError naming the file."""
     try:
@@ -411,7 +411,7 @@ class FlameSpace(FaceSpace):
             regions_dir = SHARED_REGIONS
         if regions_dir is not None:
             d = Path(regions_dir)
-            lips, upper = _read_index_file(d / "lve.txt"), _read_index_file(d / "fdd.txt")
+            lips, upper = read_index_file(d / "lve.txt"), read_index_file(d / "fdd.txt")
             source = str(d)
         elif masks is not None:
             m = _read_masks(Path(masks))

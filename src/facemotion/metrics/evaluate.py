@@ -17,7 +17,14 @@ for the clip's audio (style: none, or the clip's own ground truth), and the clip
 
 Pooling: each figure is the mean over clips (every clip weighs equally); clips where a figure
 is undefined (BA when the ground truth has no head-motion beat, diversity with one sample) are
-left out of that figure, and the number of clips that count is reported with it.
+left out of that figure, and the number of clips that count is reported with it. With ``runs``
+R > 1 every clip is sampled R times (seeds ``seed``, ``seed + 1``, ...): a clip's figure is its
+mean over the runs, and the 95% interval is given over clips and over the R runs' means.
+
+Another system's outputs (:func:`evaluate_predictions`: a folder of ``<clip id>.npy``, FaceFormer's
+``[T, V * 3]`` metres) are scored on the vertex figures against a vertex dataset (VOCASET / BIWI
+converted by ``facemotion convert``). :func:`write_tables` writes one row per model as Markdown,
+CSV and JSON, naming each figure's convention (:data:`METRICS`).
 
 Each clip is sampled with a generator seeded with ``seed``, so a clip's figures do not depend
 on which other clips are evaluated. Clips are decoded one at a time (memory is bounded by the
@@ -39,13 +46,19 @@ from facemotion.data.features import feature_dirs, load_features
 from facemotion.data.native import load_motion, read_manifest
 from facemotion.data.windows import motion_vectors
 from facemotion.errors import DataError, FacemotionError
-from facemotion.metrics.motion import beat_alignment, fdd, lve, mod, mve, sample_diversity, seam_ratios
+from facemotion.metrics.motion import beat_alignment, fdd, lve, mod, mve, nldd, sample_diversity, seam_ratios
 
 METRICS: dict[str, tuple[str, str]] = {
-    "lve_mm": ("LVE", "mm; lip vertex error, max over lip vertices, mean over frames (lower is better)"),
+    "lve_mm": ("LVE", "mm; lip vertex error, DiffPoseTalk convention: per frame the largest L2 error over the lip "
+                      "vertices, mean over frames (lower is better)"),
+    "lve_faceformer_1e-5m2": ("LVE (FaceFormer)", "1e-5 m^2; FaceFormer/CodeTalker convention: per frame the largest "
+                                                  "squared L2 error over the lip vertices, mean over frames"),
     "mve_mm": ("MVE", "mm; mean vertex error (lower is better)"),
-    "fdd_1e-5m2": ("FDD", "1e-5 m^2; upper-face dynamics deviation (lower is better)"),
-    "mod_mm": ("MOD", "mm; mouth opening difference (lower is better)"),
+    "fdd_1e-5m2": ("FDD", "1e-5 m^2; upper-face dynamics deviation, CodeTalker convention (std over time of the "
+                          "squared displacement from the template; lower is better)"),
+    "nldd_mm": ("NLDD", "mm; non-lip dynamics deviation, DF-3DFace convention (std over time of the displacement "
+                        "norm of every non-lip vertex; lower is better)"),
+    "mod_mm": ("MOD", "mm; mouth opening difference, DiffPoseTalk (lower is better)"),
     "ba": ("BA", "head-motion beat alignment in [0, 1] (higher is better)"),
     "div_expression_mm": ("Diversity exp", "mm; upper-face expression diversity across samples"),
     "div_head_pose_deg": ("Diversity head", "degrees; head pose diversity across samples"),
@@ -60,8 +73,9 @@ METRICS: dict[str, tuple[str, str]] = {
 """Per-clip figure → (short label, unit and meaning). Metrics on the first sample: LVE, MVE,
 FDD, MOD (zero-head-pose vertices), BA (head pose)."""
 
-POOLING = ("mean over clips (each clip weighs equally); clips where a figure is undefined are "
-           "left out of it; ci95 = 1.96 * std / sqrt(n) over clips")
+POOLING = ("mean over clips (each clip weighs equally; with several runs a clip's figure is its mean over "
+           "the runs); clips where a figure is undefined are left out of it; ci95 = 1.96 * std / sqrt(n) over "
+           "clips, ci95_runs the same over the runs' means")
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -96,12 +110,9 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
         if k == 0:
             first = _np(v)
     aperture = np.stack(apertures)  # [K, T] metres
-    up, lo = space.lip_landmarks
     out = {
-        "lve_mm": 1e3 * lve(first, gt_v, np.asarray(space.lip_indices)),
-        "mve_mm": 1e3 * mve(first, gt_v),
-        "fdd_1e-5m2": 1e5 * fdd(first, gt_v, np.asarray(space.upper_face_indices), template),
-        "mod_mm": 1e3 * mod(first, gt_v, up, lo),
+        **vertex_metrics(first, gt_v, np.asarray(space.lip_indices), np.asarray(space.upper_face_indices),
+                         template, space.lip_landmarks),
         "ba": beat_alignment(_np(space.head_pose(samples[0])), _np(space.head_pose(gt))),
         "div_expression_mm": math.nan,
         "div_head_pose_deg": math.nan,
@@ -117,23 +128,60 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
     return out
 
 
-def pool(clips: list[dict]) -> dict[str, dict[str, float]]:
+def vertex_metrics(pred, gt, lips, upper, template, lip_landmarks=None) -> dict[str, float]:
+    """The vertex figures of one clip (keys of :data:`METRICS`): LVE in both conventions, MVE, FDD,
+    NLDD and, with ``lip_landmarks``, MOD (else NaN).
+
+    Args:
+        pred, gt: vertices ``[T, V, 3]`` metres. lips, upper: lip and upper-face vertex indices.
+        template: the neutral mesh ``[V, 3]`` metres. lip_landmarks: ``(upper, lower)`` lip midpoints.
+    Raises:
+        ValueError: the shapes differ.
+    """
+    return {"lve_mm": 1e3 * lve(pred, gt, lips),
+            "lve_faceformer_1e-5m2": 1e5 * lve(pred, gt, lips, convention="faceformer"),
+            "mve_mm": 1e3 * mve(pred, gt),
+            "fdd_1e-5m2": 1e5 * fdd(pred, gt, upper, template),
+            "nldd_mm": 1e3 * nldd(pred, gt, lips, template),
+            "mod_mm": math.nan if lip_landmarks is None else 1e3 * mod(pred, gt, *lip_landmarks)}
+
+
+def _ci95(vals: np.ndarray) -> float:
+    return float(1.96 * vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.nan
+
+
+def pool(clips: list[dict], runs: list[list[dict]] | None = None) -> dict[str, dict[str, float]]:
     """Pool per-clip figures (see :data:`POOLING`).
 
     Args:
-        clips: per-clip dicts holding the keys of :data:`METRICS`.
+        clips: per-clip dicts holding the keys of :data:`METRICS` (with several runs: each
+            clip's mean over the runs).
+        runs: the per-clip dicts of each run, for the interval over runs (None: one run).
     Returns:
-        ``{metric: {"mean", "ci95", "clips"}}`` (NaN mean when no clip defines the metric).
+        ``{metric: {"mean", "ci95", "clips", "ci95_runs", "runs"}}`` (NaN mean when no clip
+        defines the metric; NaN intervals from fewer than two clips or runs).
     """
     pooled = {}
     for key in METRICS:
         vals = np.asarray([c[key] for c in clips], dtype=np.float64)
         vals = vals[np.isfinite(vals)]
-        n = len(vals)
-        pooled[key] = {"mean": float(vals.mean()) if n else math.nan,
-                       "ci95": float(1.96 * vals.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-                       "clips": n}
+        per_run = [np.asarray([c[key] for c in run], np.float64) for run in runs or []]
+        means = np.asarray([v[np.isfinite(v)].mean() for v in per_run if np.isfinite(v).any()], np.float64)
+        pooled[key] = {"mean": float(vals.mean()) if len(vals) else math.nan, "ci95": _ci95(vals),
+                       "clips": len(vals), "ci95_runs": _ci95(means), "runs": len(runs or [clips])}
     return pooled
+
+
+def _mean_over_runs(runs: list[list[dict]]) -> list[dict]:
+    """Per clip: the figures' mean over the runs (NaN where no run defines one)."""
+    out = []
+    for per_run in zip(*runs):
+        clip = {k: v for k, v in per_run[0].items() if k not in METRICS}
+        for key in METRICS:
+            vals = np.asarray([c[key] for c in per_run], np.float64)
+            clip[key] = float(vals[np.isfinite(vals)].mean()) if np.isfinite(vals).any() else math.nan
+        out.append(clip)
+    return out
 
 
 def _clip_inputs(recipe, root: Path, rec: dict, features_dirs: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,7 +202,7 @@ def _clip_inputs(recipe, root: Path, rec: dict, features_dirs: list[Path]) -> tu
 
 def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: int | None = None,
              num_samples: int = 5, seed: int = 0, steps: int | None = None, style_from_gt: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, runs: int = 1) -> dict:
     """Evaluate ``recipe`` on the clips of one split of a native dataset.
 
     Audio features come from the dataset's feature cache
@@ -173,13 +221,14 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
         style_from_gt: condition on the style of the clip's own ground truth
             (``recipe.encode_style``) instead of no style.
         progress: show a progress bar.
+        runs: R repeated samplings of every clip, run r seeded ``seed + r`` (intervals over runs).
     Returns:
         JSON-ready dict: ``data``, ``split``, ``num_clips``, ``num_speakers``, ``speakers``,
-        ``num_samples``, ``seed``, ``steps``, ``style``, ``pooling`` (text), ``units``,
+        ``num_samples``, ``seed``, ``runs``, ``steps``, ``style``, ``pooling`` (text), ``units``,
         ``pooled`` (:func:`pool`) and ``clips`` (per clip: ``id``, ``speaker``, ``frames`` and
-        the figures of :func:`clip_metrics`).
+        the figures of :func:`clip_metrics`, averaged over the runs).
     Raises:
-        FacemotionError: ``num_samples`` or ``max_clips`` < 1.
+        FacemotionError: ``num_samples``, ``max_clips`` or ``runs`` < 1.
         DataError: no clip in the split, a clip at another fps than the model, mismatched
             audio/motion lengths, missing files. AudioError: unreadable audio.
     """
@@ -189,30 +238,94 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
         raise FacemotionError(f"num_samples must be >= 1, got {num_samples}")
     if max_clips is not None and max_clips < 1:
         raise FacemotionError(f"max_clips must be >= 1, got {max_clips}")
+    if runs < 1:
+        raise FacemotionError(f"runs must be >= 1, got {runs}")
     root = Path(data)
+    records = _split_records(root, split, max_clips)
+    # a fine-tuned encoder's features are never cached (the cache key is its settings, not its weights)
+    features_dirs = [] if recipe.audio_encoder.is_trainable() else feature_dirs(root, recipe.audio_encoder.config(),
+                                                                                 recipe.fps)
+    per_run = [[] for _ in range(runs)]
+    for rec in track(records, description=f"eval {split}", disable=not progress, transient=True):
+        feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
+        for r in range(runs):
+            with torch.inference_mode():
+                style = recipe.encode_style(gt) if style_from_gt else None
+                samples = recipe.sample(feats, num_samples=num_samples, style=style, steps=steps,
+                                        generator=torch.Generator().manual_seed(seed + r))
+            per_run[r].append({"id": str(rec["id"]), "speaker": str(rec["speaker"]), "frames": len(gt),
+                               **clip_metrics(recipe.space, samples.float(), gt.to(samples.device),
+                                              recipe.window_boundaries(len(gt)))})
+    clips = _mean_over_runs(per_run)
+    return {**_report_head(root, split, clips), "num_samples": num_samples, "seed": seed, "runs": runs,
+            "steps": steps or recipe.default_sampling["steps"],
+            "style": "ground_truth" if style_from_gt else "none", "pooled": pool(clips, per_run), "clips": clips}
+
+
+def _split_records(root: Path, split: str, max_clips: int | None) -> list[dict]:
     records = sorted(read_manifest(root, split), key=lambda r: str(r["id"]))[:max_clips]
     if not records:
         splits = sorted({r["split"] for r in read_manifest(root)})
         raise DataError(f"{root / 'manifest.jsonl'}: no clips in split {split!r} (splits: {splits})")
-    # a fine-tuned encoder's features are never cached (the cache key is its settings, not its weights)
-    features_dirs = [] if recipe.audio_encoder.is_trainable() else feature_dirs(root, recipe.audio_encoder.config(),
-                                                                                 recipe.fps)
-    clips = []
-    for rec in track(records, description=f"eval {split}", disable=not progress, transient=True):
-        feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
-        with torch.inference_mode():
-            style = recipe.encode_style(gt) if style_from_gt else None
-            samples = recipe.sample(feats, num_samples=num_samples, style=style, steps=steps,
-                                    generator=torch.Generator().manual_seed(seed))
-        clips.append({"id": str(rec["id"]), "speaker": str(rec["speaker"]), "frames": len(gt),
-                      **clip_metrics(recipe.space, samples.float(), gt.to(samples.device),
-                                     recipe.window_boundaries(len(gt)))})
+    return records
+
+
+def _report_head(root: Path, split: str, clips: list[dict]) -> dict:
     speakers = sorted({c["speaker"] for c in clips})
     return {"data": str(root), "split": split, "num_clips": len(clips), "num_speakers": len(speakers),
-            "speakers": speakers, "num_samples": num_samples, "seed": seed,
-            "steps": steps or recipe.default_sampling["steps"],
-            "style": "ground_truth" if style_from_gt else "none", "pooling": POOLING,
-            "units": {k: unit for k, (_, unit) in METRICS.items()}, "pooled": pool(clips), "clips": clips}
+            "speakers": speakers, "pooling": POOLING, "units": {k: unit for k, (_, unit) in METRICS.items()}}
+
+
+def evaluate_predictions(predictions: str | os.PathLike, data: str | os.PathLike, split: str = "test",
+                         max_clips: int | None = None, regions: str | os.PathLike | None = None) -> dict:
+    """Score another system's outputs (e.g. FaceFormer's or CodeTalker's ``result/*.npy``) against
+    the vertex clips of a native dataset split, on the vertex figures (:func:`vertex_metrics`; MOD,
+    BA, diversity and seams are NaN: no landmarks, head pose or samples).
+
+    Args:
+        predictions: a folder of ``<clip id>.npy``, each ``[T, V * 3]`` or ``[T, V, 3]`` metres
+            (T may differ from the ground truth's by one frame; the shorter length counts).
+        data: native dataset whose clips hold ``vertices [T, V, 3]`` and ``template [V, 3]``
+            (``facemotion convert --from vocaset|biwi``).
+        split, max_clips: as :func:`evaluate`.
+        regions: a folder with ``lve.txt`` (lips) and ``fdd.txt`` (upper face) for this topology
+            (default: the shared FLAME/VOCASET files when V is 5023).
+    Returns:
+        the report of :func:`evaluate` (``num_samples`` 1, ``runs`` 1, ``steps`` and ``seed`` None,
+        ``style`` "n/a").
+    Raises:
+        DataError: a missing or malformed prediction (named), a clip without vertices, or no
+            regions for this topology.
+    """
+    from facemotion.face.flame import SHARED_REGIONS, read_index_file
+
+    root, predictions = Path(data), Path(predictions)
+    clips = []
+    lips = upper = None
+    for rec in _split_records(root, split, max_clips):
+        arrays = load_motion(root, rec)
+        if "vertices" not in arrays or "template" not in arrays:
+            raise DataError(f"{root / rec['motion']}: no 'vertices' and 'template' to score predictions against")
+        gt, template = np.asarray(arrays["vertices"], np.float64), np.asarray(arrays["template"], np.float64)
+        path = predictions / f"{rec['id']}.npy"
+        if not path.is_file():
+            raise DataError(f"{path}: no prediction for clip {rec['id']} (expected <clip id>.npy, [T, V * 3] metres)")
+        pred = np.load(path, allow_pickle=False)
+        if pred.size % (3 * gt.shape[1]) or abs(pred.size // (3 * gt.shape[1]) - len(gt)) > 1:
+            raise DataError(f"{path}: shape {pred.shape}, expected [{len(gt)}, {3 * gt.shape[1]}] (ground truth "
+                            f"{len(gt)} frames of {gt.shape[1]} vertices)")
+        pred = pred.reshape(-1, gt.shape[1], 3)
+        t = min(len(pred), len(gt))
+        if lips is None:
+            folder = Path(regions) if regions is not None else SHARED_REGIONS if gt.shape[1] == 5023 else None
+            if folder is None:
+                raise DataError(f"{root}: {gt.shape[1]}-vertex clips; give --regions DIR (lve.txt, fdd.txt)")
+            lips, upper = read_index_file(folder / "lve.txt"), read_index_file(folder / "fdd.txt")
+        figures = dict.fromkeys(METRICS, math.nan)
+        figures.update(vertex_metrics(pred[:t], gt[:t], lips, upper, template))
+        clips.append({"id": str(rec["id"]), "speaker": str(rec["speaker"]), "frames": t, **figures})
+    return {**_report_head(root, split, clips), "num_samples": 1, "seed": None, "runs": 1, "steps": None,
+            "style": "n/a", "pooled": pool(clips), "clips": clips}
 
 
 def _json_safe(x):
@@ -236,6 +349,65 @@ def write_report(report: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def _cell(p: dict) -> str:
+    """``mean ± ci95`` (over clips), with `` (runs ± ci95_runs)`` when there were several runs."""
+    fmt = lambda v: "n/a" if v is None or not math.isfinite(v) else f"{v:.4g}"  # noqa: E731
+    if p["mean"] is None or not math.isfinite(p["mean"]):
+        return "n/a"
+    cell = f"{fmt(p['mean'])} ± {fmt(p['ci95'])}"
+    return cell + (f" (runs ± {fmt(p['ci95_runs'])})" if p.get("runs", 1) > 1 else "")
+
+
+def _title(report: dict) -> str:
+    seed = f", seed {report['seed']}" if report.get("seed") is not None else ""
+    steps = f", {report['steps']} steps" if report.get("steps") is not None else ""
+    return (f"{report.get('model', 'model')} on {report['data']}, split {report['split']}: {report['num_clips']} "
+            f"clips, {report['num_speakers']} speakers, {report['num_samples']} samples/clip, "
+            f"{report.get('runs', 1)} run(s), style {report['style']}{seed}{steps}")
+
+
+def markdown_table(reports: list[dict]) -> str:
+    """The comparison table: one row per report (model), a column per figure of :data:`METRICS`
+    that some model defines (``mean ± ci95`` over clips, and over runs when there were several),
+    then the legend naming each figure's convention and the pooling."""
+    keys = [k for k in METRICS if any(r["pooled"][k]["clips"] for r in reports)]
+    lines = ["| model | " + " | ".join(METRICS[k][0] for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    lines += [f"| {r.get('model', 'model')} | " + " | ".join(_cell(r["pooled"][k]) for k in keys) + " |"
+              for r in reports]
+    lines += [""] + [f"- {_title(r)}" for r in reports]
+    lines += [""] + [f"- **{METRICS[k][0]}** (`{k}`): {METRICS[k][1]}" for k in keys]
+    return "\n".join(lines + ["", f"Pooling: {POOLING}.", ""])
+
+
+def write_tables(reports: list[dict], prefix: str | os.PathLike) -> list[Path]:
+    """Write the comparison of ``reports`` (one per model, from :func:`evaluate` or
+    :func:`evaluate_predictions` with ``model`` set) as ``PREFIX.md`` (:func:`markdown_table`),
+    ``PREFIX.csv`` (one row per model and figure: ``model, metric, label, mean, ci95, clips,
+    ci95_runs, runs, convention``) and ``PREFIX.json`` (``{"models": reports}``, NaN as null),
+    each atomically. Returns the three paths."""
+    import csv
+    import io
+
+    from facemotion.atomic import atomic_path
+
+    prefix = Path(prefix)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "metric", "label", "mean", "ci95", "clips", "ci95_runs", "runs", "convention"])
+    for r in reports:
+        for key, (label, convention) in METRICS.items():
+            p = r["pooled"][key]
+            w.writerow([r.get("model", "model"), key, label, p["mean"], p["ci95"], p["clips"], p["ci95_runs"],
+                        p["runs"], convention])
+    paths = [prefix.with_name(prefix.name + ext) for ext in (".md", ".csv", ".json")]
+    texts = [markdown_table(reports), buf.getvalue(), json.dumps(_json_safe({"models": reports}), indent=1) + "\n"]
+    for path, text in zip(paths, texts):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return paths
+
+
 def print_report(report: dict, console=None) -> None:
     """Print the pooled figures of :func:`evaluate` as a rich table."""
     from rich.console import Console
@@ -243,35 +415,41 @@ def print_report(report: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=escape(f"{report.get('model', 'model')} on {report['data']}, split {report['split']}: "
-                               f"{report['num_clips']} clips, {report['num_speakers']} speakers, "
-                               f"{report['num_samples']} samples/clip, style {report['style']}, "
-                               f"seed {report['seed']}, {report['steps']} steps"),
-                  caption=escape(f"pooling: {report['pooling']}"))
-    for col in ("metric", "mean", "± ci95", "clips", "unit"):
+    table = Table(title=escape(_title(report)), caption=escape(f"pooling: {report['pooling']}"))
+    for col in ("metric", "mean ± ci95", "clips", "unit"):
         table.add_column(col, justify="left" if col in ("metric", "unit") else "right")
-    fmt = lambda v: "n/a" if not math.isfinite(v) else f"{v:.4g}"  # noqa: E731
     for key, (label, unit) in METRICS.items():
         p = report["pooled"][key]
-        table.add_row(label, fmt(p["mean"]), fmt(p["ci95"]), str(p["clips"]), unit)
+        table.add_row(label, _cell(p), str(p["clips"]), unit)
     console.print(table)
 
 
 def eval_command(args) -> int:
-    """``facemotion eval``: evaluate ``args.model`` on ``args.data`` [``args.split``], print the
-    pooled table and write the JSON report to ``args.json`` (if given).
+    """``facemotion eval``: evaluate each ``args.model`` (a shipped model's name, a checkpoint, or a
+    folder of another system's ``.npy`` predictions: :func:`evaluate_predictions`) on ``args.data``
+    [``args.split``], ``args.runs`` times; print each pooled table, write the reports to
+    ``args.json`` and the comparison tables to ``args.out`` (``.md``, ``.csv``, ``.json``) when given.
 
     Raises:
-        DataError: bad model or dataset. AudioError: unreadable audio. FacemotionError: bad options.
+        DataError: bad model, predictions or dataset. AudioError: unreadable audio.
+        FacemotionError: bad options.
     """
     from facemotion.api import load_animator
 
-    read_manifest(args.data, check_files=True)  # a bad clip is named before the model loads
-    recipe = load_animator(args.model, args.audio_model_dir, args.asr_model_dir).recipe
-    report = {"model": str(args.model), **evaluate(
-        recipe, args.data, args.split, args.max_clips, args.num_samples, args.seed, args.steps,
-        args.style_from_gt)}
-    print_report(report)
+    read_manifest(args.data, check_files=True)  # a bad clip is named before a model loads
+    reports = []
+    for model in args.model or ["default"]:
+        if Path(model).is_dir():
+            report = evaluate_predictions(model, args.data, args.split, args.max_clips, args.regions)
+        else:
+            recipe = load_animator(model, args.audio_model_dir, args.asr_model_dir, args.flame_model).recipe
+            report = evaluate(recipe, args.data, args.split, args.max_clips, args.num_samples, args.seed, args.steps,
+                              args.style_from_gt, runs=args.runs)
+        reports.append({"model": str(model), **report})
+        print_report(reports[-1])
     if args.json is not None:
-        print(write_report(report, args.json))
+        print(write_report(reports[0] if len(reports) == 1 else {"models": reports}, args.json))
+    if args.out is not None:
+        for path in write_tables(reports, args.out):
+            print(path)
     return 0
