@@ -8,7 +8,7 @@ HeadRoll,LeftEyeYaw,LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeR
 Timecodes are ``HH:MM:SS:FF.mmm``: ``FF.mmm`` is the (fractional) frame within the second at 30
 or 60 fps, the only rates the app records. Unreal's ``LiveLinkFaceImporter`` has no field for the
 rate: older versions always divide ``FF.mmm`` by 60, newer ones by 60 if any frame number exceeds
-30 and by 30 otherwise (:func:`importer_rate`). So the writer resamples the motion (linearly) to
+30 and by 30 otherwise. So the writer resamples the motion (linearly) to
 :data:`CSV_FPS` rates only: by default the animation's own rate if it is one of them, else 60 fps,
 which both importer versions read right (30 fps files are read right by the newer one only).
 
@@ -61,16 +61,6 @@ def parse_timecode(code: str, fps: float) -> float:
     """Seconds of a ``HH:MM:SS:FF[.mmm]`` timecode at ``fps``; raises ValueError if malformed."""
     hh, mm, ss, ff = code.split(":")
     return int(hh) * 3600 + int(mm) * 60 + int(ss) + float(ff) / fps
-
-
-def importer_rate(codes) -> float:
-    """The frame rate newer versions of Unreal's Live Link Face importer assume for timecodes
-    ``codes``: 60 if any frame number ``FF.mmm`` exceeds 30, else 30 (older versions: always 60).
-
-    Raises:
-        ValueError: a malformed timecode.
-    """
-    return 60.0 if any(float(c.split(":")[3]) > 30.0 for c in codes) else 30.0
 
 
 def csv_rate(fps: float, csv_fps: float | None = None) -> float:
