@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages facemotion needs: TTS engines (data engine), OSMesa/EGL (offscreen
-# rendering), sox and ffmpeg. Safe to run again; does nothing when all are present.
+# rendering), sox and ffmpeg, and chromium (the studio's browser test, driven headless by
+# Playwright; no browser download). Safe to run again; does nothing when all are present.
 set -euo pipefail
 pkgs=(espeak-ng festival festvox-kallpc16k festvox-us-slt-hts flite sox ffmpeg
-      libosmesa6 libegl1 libgl1-mesa-dri)
+      libosmesa6 libegl1 libgl1-mesa-dri chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

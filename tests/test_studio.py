@@ -260,7 +260,8 @@ def test_page_in_headless_chromium(tmp_path):
     try:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--autoplay-policy=no-user-gesture-required"])
+                "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--autoplay-policy=no-user-gesture-required",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
             page = browser.new_page(viewport={"width": 1100, "height": 680}, accept_downloads=True)
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -273,7 +274,13 @@ def test_page_in_headless_chromium(tmp_path):
                     assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
                     time.sleep(0.5)
             _wait(page, "window.studio && document.getElementById('model').options.length", 30)
+            page.click("#record")  # Chromium's fake microphone: a WebM/Opus recording, decoded by ffmpeg
+            time.sleep(1.5)
+            page.click("#record")
+            recorded = _wait(page, "document.getElementById('speech-info').textContent.match(/^recording.webm: ([0-9.]+) s/)", 30)
+            assert 0.8 < float(recorded[1]) < 5, recorded
             page.set_input_files("#speech-file", str(EXAMPLE))
+            _wait(page, "document.getElementById('speech-info').textContent.startsWith('cmu_arctic')", 30)
             _wait(page, "!document.getElementById('generate').disabled", 60)
             page.fill("#seed", "7")
             page.fill("#samples", "2")
@@ -326,3 +333,19 @@ def test_page_in_headless_chromium(tmp_path):
         server.wait(timeout=60)
     assert not list(tmp_path.glob("facemotion-studio-*")), "the server left its temporary folder"
 
+
+def test_vendored_three_matches_npm():
+    """The three.js files shipped in the package are those of the version package.json pins
+    (``npm ci`` installs it under node_modules/three)."""
+    import json
+
+    npm = ROOT / "node_modules" / "three"
+    if not npm.is_dir():
+        pytest.skip("node_modules/three missing: run `make setup` (npm ci)")
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["three"]
+    assert json.loads((npm / "package.json").read_text())["version"] == pinned
+    vendored = ROOT / "src" / "facemotion" / "studio" / "static" / "vendor" / "three"
+    files = [p for p in vendored.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"LICENSE", "three.module.js", "three.core.js", "GLTFLoader.js"}
+    for path in files:
+        assert path.read_bytes() == (npm / path.relative_to(vendored)).read_bytes(), path

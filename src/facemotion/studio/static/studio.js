@@ -166,7 +166,8 @@ function frameCamera(root) {
   const box = new THREE.Box3().setFromObject(root);
   const center = box.getCenter(new THREE.Vector3());
   const size = box.getSize(new THREE.Vector3());
-  const distance = (Math.max(size.x, size.y) / 2) / Math.tan(THREE.MathUtils.degToRad(camera.fov / 2)) * 1.25;
+  center.y += size.y * 0.12;  // the face, above the middle of a head-and-shoulders box
+  const distance = (Math.max(size.x, size.y) / 2) / Math.tan(THREE.MathUtils.degToRad(camera.fov / 2)) * 0.95;
   camera.position.set(center.x, center.y, center.z + size.z / 2 + distance);
   camera.near = distance / 50;
   camera.far = distance * 50;
