@@ -135,6 +135,26 @@ def test_generate_and_download_every_format(server, tmp_path):
     assert not np.allclose(a.motion, b.motion)
     assert server.get(f"/api/jobs/{job['id']}/samples/2/npz").status_code == 404
     assert server.get(f"/api/jobs/{job['id']}/samples/0/exe").status_code == 404
+    (tmp_path / "style.npz").write_bytes(download(server, job, 0, "npz"))
+    style = upload(server, tmp_path / "style.npz", name="style.npz", kind="style")
+    assert abs(style["seconds"] - frames / 25) < 1e-6
+    styled = run_job(server, speech["id"], seed=5, style=style["id"])
+    assert not np.allclose(check_npz(download(server, styled, 0, "npz"), tmp_path, 5).motion, a.motion)
+
+
+def test_expired_jobs_and_uploads_are_removed(tmp_path):
+    """sweep() removes uploads and finished jobs past their time to live; close() the rest."""
+    from facemotion.studio import Studio
+
+    studio = Studio(StudioSettings(workdir=tmp_path, ttl_seconds=60))
+    kept, old = studio.new_upload("speech", "a.wav", ".bin"), studio.new_upload("speech", "b.wav", ".bin")
+    old.created -= 61
+    assert studio.sweep() == 1 and not old.folder.exists() and kept.folder.is_dir()
+    assert studio.upload(kept.id, "speech") is kept
+    with pytest.raises(Exception, match="no speech upload"):
+        studio.upload(old.id, "speech")
+    studio.close()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(retargeter() is None, reason="facemotion.export.retarget is not installed")

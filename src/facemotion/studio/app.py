@@ -27,10 +27,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from facemotion.audio.io import SAMPLE_RATE
-from facemotion.errors import DataError, MissingExtra
+from facemotion.errors import DataError, FacemotionError, MissingExtra
 from facemotion.studio.jobs import (DOWNLOAD_FORMATS, JobRequest, Studio, StudioSettings, check_avatar,
                                     retargeter)
-from facemotion.studio.uploads import RejectedUpload, check_name, decode_speech, save_body, wave_to_wav
+from facemotion.studio.uploads import (RejectedUpload, check_name, decode_speech, require_magic, save_body,
+                                       wave_to_wav)
 
 STATIC = Path(__file__).resolve().parent / "static"
 """The page and its scripts (three.js vendored under ``vendor/three`` with its MIT licence)."""
@@ -97,7 +98,8 @@ def create_app(settings: StudioSettings | None = None, allowed_hosts: list[str] 
         return JSONResponse({"error": message}, status_code=status)
 
     def guarded(handler):
-        """Answer RejectedUpload with its status; refuse cross-site POSTs (403)."""
+        """Answer RejectedUpload with its status and other FacemotionErrors with 500 (one line
+        each); refuse cross-site POSTs (403)."""
         async def wrapped(request):
             origin = request.headers.get("origin")
             if request.method == "POST" and origin and urlsplit(origin).netloc != request.headers.get("host"):
@@ -106,6 +108,8 @@ def create_app(settings: StudioSettings | None = None, allowed_hosts: list[str] 
                 return await handler(request)
             except RejectedUpload as exc:
                 return error(exc.status, str(exc))
+            except FacemotionError as exc:  # e.g. a video that cannot be rendered here
+                return error(500, str(exc))
         return wrapped
 
     async def index(request):
@@ -118,8 +122,10 @@ def create_app(settings: StudioSettings | None = None, allowed_hosts: list[str] 
                              "max_samples": limits.max_samples, "max_steps": limits.max_steps,
                              "avatar": retargeter() is not None})
 
-    async def receive(request, kind: str, suffix: str):
-        """Check the name and declared size, then stream the body into a new upload."""
+    async def accept(request, kind: str, suffix: str, check):
+        """Check the name and declared size, stream the body into a new upload, and run
+        ``check(upload)`` on it in a thread; a refused upload is removed and answered with its
+        4xx (a DataError of the check: 422)."""
         name = check_name(request.query_params.get("name"))
         limit = limits.max_avatar_bytes if kind == "avatar" else limits.max_upload_bytes
         declared = request.headers.get("content-length")
@@ -128,56 +134,41 @@ def create_app(settings: StudioSettings | None = None, allowed_hosts: list[str] 
         upload = studio.new_upload(kind, name, suffix)
         try:
             await save_body(request.stream(), upload.path, limit)
-        except RejectedUpload:
-            studio.drop_upload(upload)
-            raise
-        return upload
-
-    async def upload_speech(request):
-        upload = await receive(request, "speech", ".bin")
-        try:
-            wave = await run_in_threadpool(decode_speech, upload.path, limits.max_seconds)
-            upload.path.unlink()
-            upload.path = await run_in_threadpool(wave_to_wav, wave, upload.folder / "speech.wav")
-            upload.seconds = len(wave) / SAMPLE_RATE
-        except RejectedUpload:
+            try:
+                await run_in_threadpool(check, upload)
+            except DataError as exc:
+                raise RejectedUpload(422, str(exc).replace(str(upload.path), "upload")) from None
+        except BaseException:
             studio.drop_upload(upload)
             raise
         return JSONResponse(upload.describe(), status_code=201)
 
-    async def upload_style(request):
+    def check_speech(upload):
+        wave = decode_speech(upload.path, limits.max_seconds)
+        upload.path.unlink()
+        upload.path = wave_to_wav(wave, upload.folder / "speech.wav")
+        upload.seconds = len(wave) / SAMPLE_RATE
+
+    def check_style(upload):
         from facemotion.animation import Animation
 
-        upload = await receive(request, "style", ".npz")
-        try:
-            with open(upload.path, "rb") as f:
-                if f.read(4) != b"PK\x03\x04":
-                    raise RejectedUpload(415, "a style clip must be an animation .npz")
-            upload.seconds = (await run_in_threadpool(Animation.load, upload.path)).duration
-        except DataError as exc:
-            studio.drop_upload(upload)
-            raise RejectedUpload(422, str(exc).replace(str(upload.path), "upload")) from None
-        except RejectedUpload:
-            studio.drop_upload(upload)
-            raise
-        return JSONResponse(upload.describe(), status_code=201)
+        require_magic(upload.path, b"PK\x03\x04", "a style clip must be an animation .npz")
+        upload.seconds = Animation.load(upload.path).duration
+
+    def check_glb(upload):
+        require_magic(upload.path, b"glTF", "an avatar must be a binary glTF (.glb) file")
+        upload.info = check_avatar(upload.path)
+
+    async def upload_speech(request):
+        return await accept(request, "speech", ".bin", check_speech)
+
+    async def upload_style(request):
+        return await accept(request, "style", ".npz", check_style)
 
     async def upload_avatar(request):
         if retargeter() is None:
             raise RejectedUpload(404, "this installation cannot retarget onto avatars")
-        upload = await receive(request, "avatar", ".glb")
-        try:
-            with open(upload.path, "rb") as f:
-                if f.read(4) != b"glTF":
-                    raise RejectedUpload(415, "an avatar must be a binary glTF (.glb) file")
-            upload.info = await run_in_threadpool(check_avatar, upload.path)
-        except DataError as exc:
-            studio.drop_upload(upload)
-            raise RejectedUpload(422, str(exc).replace(str(upload.path), "upload")) from None
-        except RejectedUpload:
-            studio.drop_upload(upload)
-            raise
-        return JSONResponse(upload.describe(), status_code=201)
+        return await accept(request, "avatar", ".glb", check_glb)
 
     async def create_job(request):
         try:

@@ -83,6 +83,17 @@ async def save_body(chunks, path: Path, max_bytes: int) -> int:
     return size
 
 
+def require_magic(path: Path, magic: bytes, message: str) -> None:
+    """Refuse a file whose first bytes are not ``magic``.
+
+    Raises:
+        RejectedUpload: 415 with ``message``.
+    """
+    with open(path, "rb") as f:
+        if f.read(len(magic)) != magic:
+            raise RejectedUpload(415, message)
+
+
 def sniff_audio(path: Path) -> str:
     """The audio container of a file by its first bytes (:data:`AUDIO_SIGNATURES`; MPEG audio
     frames are recognised by their sync word).
