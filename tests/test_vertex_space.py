@@ -262,3 +262,21 @@ def test_old_blendshape_npz_loads_as_blendshape_space(tmp_path):
     assert isinstance(anim.space, BlendshapeSpace) and anim.motion.shape == (6, 55)
     np.testing.assert_array_equal(anim.blendshapes, np.full((6, 52), 0.2, np.float32))
     assert anim.head().num_vertices == anim.vertices().shape[1]
+
+
+def test_pca_fit_with_fewer_frames_than_coordinates_is_the_svd_basis():
+    """The Gram-matrix route (frames < 3V) gives the principal directions of the SVD."""
+    rng = np.random.default_rng(0)
+    v, k = 60, 5
+    mix = rng.normal(0, 1, (8, 3 * v)) * np.linspace(3, 0.5, 8)[:, None]
+    clips = [{"displacements": (rng.normal(0, 1, (15, 8)) @ mix).reshape(15, v, 3).astype(np.float32)}
+             for _ in range(3)]
+    space = VertexSpace(np.zeros((v, 3), np.float32), lip_landmarks=(0, 1), pca_components=k)
+    explained = space.fit(clips)
+    x = np.concatenate([c["displacements"].reshape(15, -1) for c in clips]).astype(np.float64)
+    x -= x.mean(0)
+    _, s, vh = np.linalg.svd(x, full_matrices=False)
+    basis = space.pca_basis.numpy().astype(np.float64)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(k), atol=1e-5)              # orthonormal rows
+    np.testing.assert_allclose(basis.T @ basis, vh[:k].T @ vh[:k], atol=1e-5)      # the same subspace
+    assert explained == pytest.approx(float((s[:k] ** 2).sum() / (s ** 2).sum()), rel=1e-6)
