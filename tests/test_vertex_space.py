@@ -280,3 +280,36 @@ def test_pca_fit_with_fewer_frames_than_coordinates_is_the_svd_basis():
     np.testing.assert_allclose(basis @ basis.T, np.eye(k), atol=1e-5)              # orthonormal rows
     np.testing.assert_allclose(basis.T @ basis, vh[:k].T @ vh[:k], atol=1e-5)      # the same subspace
     assert explained == pytest.approx(float((s[:k] ** 2).sum() / (s ** 2).sum()), rel=1e-6)
+
+
+def test_identity_model_fit_coefficients_and_seeds():
+    """The identity model of a vertex space (DF-3DFace's reduced x_id): fitted from the clips'
+    neutral faces (two-dimensional here), whitened coordinates, offsets, seeds, checkpoint state."""
+    template, faces = tiny_mesh()
+    rng = np.random.default_rng(3)
+    modes = rng.normal(0, 0.003, (2, V, 3)).astype(np.float32)
+    faces_of = [template + np.einsum("k,kvc->vc", rng.normal(size=2), modes).astype(np.float32) for _ in range(6)]
+    clips = [{"displacements": np.zeros((5, V, 3), np.float32), "template": faces_of[i % 6]} for i in range(9)]
+    space = VertexSpace(template, faces, lip_landmarks=(0, 1), identity_components=2)
+    assert space.needs_fit and space.settings()["identity_components"] == 2
+    with pytest.raises(ValueError, match="not fitted"):
+        space.identity_coefficients(torch.zeros(V, 3))
+    assert space.fit(clips) == 1.0 and space.identity_explained > 0.9999 and not space.needs_fit
+    offsets = torch.from_numpy(np.stack(faces_of) - template)
+    np.testing.assert_allclose(space.identity_from_arrays(clips[1]), offsets[1].numpy(), atol=1e-9)
+    code = space.identity_coefficients(offsets)
+    assert code.shape == (6, 2)
+    torch.testing.assert_close(code.std(0, correction=0), torch.ones(2), atol=1e-4, rtol=0)  # whitened
+    torch.testing.assert_close(space.identity_offsets(code), offsets.flatten(1), atol=1e-8, rtol=0)  # in the span
+    # a seed draws a face of the model; an array is a [V, 3] offset; the space's own template is no offset
+    drawn = space.shape_coefficients(4)
+    assert drawn.shape == (V, 3) and np.array_equal(drawn, space.shape_coefficients(4))
+    assert space.identity_from_arrays({"template": template}) is None
+    assert space.shape_coefficients(offsets[0].flatten().numpy()).shape == (V, 3)
+    with pytest.raises(ValueError, match="template offset"):
+        space.shape_coefficients(np.zeros(5))
+    with pytest.raises(ValueError, match="no shape model"):
+        VertexSpace(template, faces, lip_landmarks=(0, 1)).shape_coefficients(4)
+    again = build_space("vertex", space.settings())
+    again.load_state_dict(space.state_dict())
+    torch.testing.assert_close(again.identity_coefficients(offsets), code)

@@ -5,7 +5,9 @@ features from the feature cache, or the waveform for an audio encoder trained in
 training step; face-space motion); each worker reads clips lazily and keeps the most recently
 read ones up to a memory bound (``ClipStore``; a 2-hour corpus of features is ~100–200 MB).
 ``fixed_windows`` gives a deterministic list for validation; ``dataset_statistics`` streams
-normalisation statistics clip by clip.
+normalisation statistics clip by clip. Items of clips that have a per-sequence shape input
+(``space.identity_from_arrays``: a vertex clip's own neutral face as an offset from the space's
+template, a FLAME clip's ``shape``) carry it as ``shape``.
 """
 
 from __future__ import annotations
@@ -44,22 +46,29 @@ def edge_padded(a: np.ndarray, start: int, frames: int) -> np.ndarray:
     return a[np.clip(np.arange(start, start + frames), 0, len(a) - 1)]
 
 
-def _padded_window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
+def _labels(rec: dict, shape: np.ndarray | None) -> dict:
+    """An item's ``speaker`` and ``id`` (and ``shape``, the clip's shape input, when it has one)."""
+    out = {"speaker": str(rec.get("speaker", "")), "id": str(rec["id"])}
+    if shape is not None:
+        out["shape"] = torch.from_numpy(shape)
+    return out
+
+
+def _padded_window(features: np.ndarray, motion: np.ndarray, shape, start: int, frames: int, rec: dict) -> dict:
     t = min(len(motion), len(features))
     return {"audio": torch.from_numpy(np.ascontiguousarray(edge_padded(features[:t], start, frames))),
             "motion": torch.from_numpy(np.ascontiguousarray(edge_padded(motion[:t], start, frames))),
-            "length": frames, "speaker": str(rec.get("speaker", "")), "id": str(rec["id"])}
+            "length": frames, **_labels(rec, shape)}
 
 
-def _window(features: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
+def _window(features: np.ndarray, motion: np.ndarray, shape, start: int, frames: int, rec: dict) -> dict:
     t = min(len(motion), len(features))
     length = max(0, min(frames, t - start))
     audio = np.zeros((frames, features.shape[1]), np.float32)
     mot = np.zeros((frames, motion.shape[1]), np.float32)
     audio[:length] = features[start:start + length]
     mot[:length] = motion[start:start + length]
-    return {"audio": torch.from_numpy(audio), "motion": torch.from_numpy(mot), "length": length,
-            "speaker": str(rec.get("speaker", "")), "id": str(rec["id"])}
+    return {"audio": torch.from_numpy(audio), "motion": torch.from_numpy(mot), "length": length, **_labels(rec, shape)}
 
 
 def wave_window(wave: np.ndarray, start: int, frames: int, fps: float) -> np.ndarray:
@@ -79,38 +88,40 @@ def wave_window(wave: np.ndarray, start: int, frames: int, fps: float) -> np.nda
     return out
 
 
-def _wave_item(wave: np.ndarray, motion: np.ndarray, start: int, frames: int, rec: dict) -> dict:
+def _wave_item(wave: np.ndarray, motion: np.ndarray, shape, start: int, frames: int, rec: dict) -> dict:
     length = max(0, min(frames, len(motion) - start))
     mot = np.zeros((frames, motion.shape[1]), np.float32)
     mot[:length] = motion[start:start + length]
     return {"wave": torch.from_numpy(wave_window(wave, start, frames, float(rec["fps"]))),
-            "motion": torch.from_numpy(mot), "length": length, "speaker": str(rec.get("speaker", "")),
-            "id": str(rec["id"])}
+            "motion": torch.from_numpy(mot), "length": length, **_labels(rec, shape)}
 
 
 class ClipStore:
-    """Per-process least-recently-used cache of clips: (audio, motion ``[T, D]``) per clip id.
+    """Per-process least-recently-used cache of clips: (audio, motion ``[T, D]``, shape) per clip id.
 
     Audio is the cached features ``[T, C]`` (``feature_dirs`` given) or, for an audio encoder
     that runs inside the training step (``feature_dirs=None``), the waveform ``[N]`` float32 at
-    16 kHz. At most ``max_bytes`` of clips are kept (0: none, each ``get`` reads the files), so
-    memory stays bounded whatever the corpus size; the default 512 MiB holds a two-hour corpus's
-    features.
+    16 kHz. Shape is the clip's per-sequence shape input (``space.identity_from_arrays``, e.g. a
+    vertex clip's neutral-face offset ``[V, 3]`` metres), or None. At most ``max_bytes`` of clips
+    are kept (0: none, each ``get`` reads the files), so memory stays bounded whatever the corpus
+    size; the default 512 MiB holds a two-hour corpus's features (and, for the 8085-vertex face,
+    ~100 KB of shape per clip).
     """
 
     def __init__(self, root: str | os.PathLike, feature_dirs: list[str | os.PathLike] | None, space,
                  max_bytes: int = 512 * 2**20):
         self.root, self.space, self.max_bytes = Path(root), space, int(max_bytes)
         self.feature_dirs = None if feature_dirs is None else [Path(d) for d in feature_dirs]
-        self._clips: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._clips: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = OrderedDict()
         self._bytes = 0
 
-    def get(self, rec: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Audio (features ``[T, C]`` or waveform ``[N]``) and motion ``[T, D]`` of a manifest record.
+    def get(self, rec: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Audio (features ``[T, C]`` or waveform ``[N]``), motion ``[T, D]`` and shape input (or
+        None) of a manifest record.
 
         Raises:
             DataError: the clip's feature and motion lengths differ by more than 1 frame; a
-                file is missing or unreadable.
+                file is missing or unreadable; malformed motion or shape arrays.
             AudioError: the audio file is unreadable (waveform mode).
         """
         key = str(rec["id"])
@@ -118,7 +129,9 @@ class ClipStore:
         if clip is not None:
             self._clips.move_to_end(key)
             return clip
-        motion = motion_vectors(self.space, load_motion(self.root, rec), str(self.root / rec["motion"]))
+        arrays = load_motion(self.root, rec)
+        motion = motion_vectors(self.space, arrays, str(self.root / rec["motion"]))
+        shape = clip_shape(self.space, arrays, str(self.root / rec["motion"]))
         if self.feature_dirs is None:
             audio = load_audio(self.root / rec["audio"], level_warnings=False)
         else:
@@ -126,18 +139,36 @@ class ClipStore:
             if abs(len(audio) - len(motion)) > 1:
                 raise DataError(f"{self.root / rec['motion']}: {len(motion)} motion frames but "
                                 f"{len(audio)} audio feature frames")
-        size = audio.nbytes + motion.nbytes
+        clip = (audio, motion, shape)
+        size = _nbytes(clip)
         if size <= self.max_bytes:
-            self._clips[key] = (audio, motion)
+            self._clips[key] = clip
             self._bytes += size
             while self._bytes > self.max_bytes:
-                _, (a, m) = self._clips.popitem(last=False)
-                self._bytes -= a.nbytes + m.nbytes
-        return audio, motion
+                self._bytes -= _nbytes(self._clips.popitem(last=False)[1])
+        return clip
 
     def __len__(self) -> int:
         """Clips held now."""
         return len(self._clips)
+
+
+def _nbytes(clip: tuple) -> int:
+    return sum(a.nbytes for a in clip if a is not None)
+
+
+def clip_shape(space, data: dict[str, np.ndarray], source: str = "motion") -> np.ndarray | None:
+    """A native clip's per-sequence shape input (``space.identity_from_arrays``) as float32, or
+    None when it has none.
+
+    Raises:
+        DataError: malformed shape arrays (the message starts with ``source``).
+    """
+    try:
+        shape = space.identity_from_arrays(data)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{source}: {exc}") from None
+    return None if shape is None else np.ascontiguousarray(shape, np.float32)
 
 
 class MotionWindows(IterableDataset):
@@ -149,9 +180,10 @@ class MotionWindows(IterableDataset):
     Yields dicts: ``audio [frames, C]`` (cached features; or ``wave [frames · 16000 / fps]``
     float32 at 16 kHz when ``feature_dirs`` is None, for an encoder run inside the training
     step), ``motion [frames, D]`` (face-space, not normalised), ``length`` (real frames),
-    ``speaker``, ``id``. ``cache_bytes`` bounds each worker's :class:`ClipStore`. Each dataloader
-    worker (and distributed
-    rank) draws from its own random stream derived from ``seed``.
+    ``speaker``, ``id``, and ``shape`` (the clip's shape input, :func:`clip_shape`) for clips
+    that have one (items are collated into batches, so either every clip of a corpus has one or
+    none). ``cache_bytes`` bounds each worker's :class:`ClipStore`. Each dataloader worker (and
+    distributed rank) draws from its own random stream derived from ``seed``.
 
     ``pad = (before, after)`` frames (cached features only) draws the start from ``[-before,
     T - frames + after]`` instead and fills frames outside the clip by repeating its first or last
@@ -176,20 +208,20 @@ class MotionWindows(IterableDataset):
         rng = np.random.default_rng([self.seed, rank, info.id if info else 0, torch.initial_seed() % 2**31])
         while True:
             rec = self.records[rng.choice(len(self.records), p=self.weights)]
-            audio, motion = self.store.get(rec)
+            audio, motion, shape = self.store.get(rec)
             if self.store.feature_dirs is None:
                 t = len(motion)
                 start = int(rng.integers(0, t - self.frames + 1)) if t > self.frames else 0
-                yield _wave_item(audio, motion, start, self.frames, rec)
+                yield _wave_item(audio, motion, shape, start, self.frames, rec)
                 continue
             t = min(len(audio), len(motion))
             if any(self.pad):
                 before, after = self.pad
                 start = int(rng.integers(-before, max(-before, t - self.frames + after) + 1))
-                yield _padded_window(audio, motion, start, self.frames, rec)
+                yield _padded_window(audio, motion, shape, start, self.frames, rec)
                 continue
             start = int(rng.integers(0, t - self.frames + 1)) if t > self.frames else 0
-            yield _window(audio, motion, start, self.frames, rec)
+            yield _window(audio, motion, shape, start, self.frames, rec)
 
 
 def fixed_windows(root, records: list[dict], feature_dirs, space, frames: int, count: int) -> list[dict]:
@@ -229,7 +261,7 @@ def dataset_statistics(root, records: list[dict], feature_dirs, space, max_clips
             source = str(Path(root) / records[i]["motion"])
             audio, motion = None, motion_vectors(space, load_motion(root, records[i]), source)
         else:
-            audio, motion = store.get(records[i])
+            audio, motion, _ = store.get(records[i])
         stats["motion"] = stats["motion"] or RunningStats(motion.shape[-1])
         stats["motion"].update(motion)
         for key, value in (derived(motion) if derived is not None else {}).items():

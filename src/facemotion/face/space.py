@@ -336,7 +336,13 @@ class BlendshapeSpace(FaceSpace):
             ValueError: the last dimension is not 55, or more identity coefficients than modes.
         """
         self._check(x)
-        w = x[..., : len(ARKIT_BLENDSHAPES)].to(self.deltas.dtype)
+        return self.rig_vertices(x[..., : len(ARKIT_BLENDSHAPES)], indices, shape)
+
+    def rig_vertices(self, weights: torch.Tensor, indices: torch.Tensor | None = None,
+                     shape: torch.Tensor | None = None) -> torch.Tensor:
+        """The rig's vertices with zero head pose: ARKit ``weights [..., T, 52] -> [..., T, V, 3]``
+        metres (``indices``, ``shape`` as in :meth:`expression_vertices`)."""
+        w = weights.to(self.deltas.dtype)
         if indices is None:
             v = self.neutral + (w @ self.deltas).unflatten(-1, (self.num_vertices, 3))
         else:
@@ -379,10 +385,19 @@ class VertexSpace(FaceSpace):
     :meth:`to_arrays` writes ``vertices`` (template + displacement), ``template`` and ``faces``.
 
     Persistent state (saved in the checkpoint): ``template [V, 3]``, ``faces [F, 3]``,
-    ``pca_mean [3V]``, ``pca_basis [K, 3V]`` (orthonormal rows), ``pca_fitted``. Settings hold
-    the sizes, the lip landmarks, the region indices and the neck pivot, so a space built from
-    its settings alone has the right shapes and regions and takes the rest from the state dict.
-    Shape input: a per-sequence template offset ``[..., V, 3]`` metres.
+    ``pca_mean [3V]``, ``pca_basis [K, 3V]`` (orthonormal rows), ``pca_fitted``; with
+    ``identity_components`` J > 0 also the identity model ``identity_mean [3V]``,
+    ``identity_basis [J, 3V]`` (orthonormal rows), ``identity_std [J]`` (metres) and
+    ``identity_fitted``. Settings hold the sizes, the lip landmarks, the region indices and the
+    neck pivot, so a space built from its settings alone has the right shapes and regions and
+    takes the rest from the state dict.
+
+    Shape input (identity): a per-sequence template offset ``[..., V, 3]`` metres. A clip's is its
+    own ``template`` minus the space's (plus an ``identity`` array, as an exported animation stores
+    it; :meth:`identity_from_arrays`). With J > 0 the offsets have a linear model fitted from the
+    training clips' neutral faces (PCA, :meth:`fit`): :meth:`identity_coefficients` gives an
+    offset's J whitened coordinates (about N(0, 1)), :meth:`identity_offsets` the offset of
+    coordinates, and :meth:`shape_coefficients` draws a face from an ``int`` seed.
 
     Args:
         template: ``[V, 3]`` metres (array), or the path of an ``.npz`` holding ``template``
@@ -394,6 +409,7 @@ class VertexSpace(FaceSpace):
         lips, upper_face: vertex indices (default: the two lip landmarks; the vertices above
             the upper lip landmark).
         pca_components: K > 0 for a PCA space (fitted with :meth:`fit`), 0 for raw displacements.
+        identity_components: J > 0 for an identity model of J components (fitted with :meth:`fit`).
         head_pose: the motion carries a head rotation (else the head pose is zero).
         neck_pivot: ``[3]`` metres (default: the template's centroid).
         num_vertices, num_faces: sizes when ``template`` / ``faces`` come from the state dict.
@@ -406,7 +422,7 @@ class VertexSpace(FaceSpace):
 
     def __init__(self, template=None, faces=None, lip_landmarks=None, lips=None, upper_face=None,
                  pca_components: int = 0, head_pose: bool = False, neck_pivot=None,
-                 num_vertices: int | None = None, num_faces: int | None = None):
+                 num_vertices: int | None = None, num_faces: int | None = None, identity_components: int = 0):
         source = None
         if isinstance(template, (str, Path)):
             source, template, extra = str(template), *_read_template(template)
@@ -442,8 +458,10 @@ class VertexSpace(FaceSpace):
         self.template_source = source
         self.num_vertices = v
         self.pca_components = int(pca_components or 0)
-        if self.pca_components < 0:
-            raise ValueError(f"VertexSpace: pca_components must be >= 0, got {pca_components}")
+        self.identity_components = int(identity_components or 0)
+        if self.pca_components < 0 or self.identity_components < 0:
+            raise ValueError(f"VertexSpace: pca_components and identity_components must be >= 0, got "
+                             f"{pca_components}, {identity_components}")
         self.has_head_pose = bool(head_pose)
         k = self.pca_components or 3 * v
         self.dim = k + (3 if self.has_head_pose else 0)
@@ -457,6 +475,11 @@ class VertexSpace(FaceSpace):
             self.register_buffer("pca_mean", torch.zeros(3 * v))
             self.register_buffer("pca_basis", torch.zeros(self.pca_components, 3 * v))
             self.register_buffer("pca_fitted", torch.zeros((), dtype=torch.bool))
+        if self.identity_components:
+            self.register_buffer("identity_mean", torch.zeros(3 * v))
+            self.register_buffer("identity_basis", torch.zeros(self.identity_components, 3 * v))
+            self.register_buffer("identity_std", torch.ones(self.identity_components))
+            self.register_buffer("identity_fitted", torch.zeros((), dtype=torch.bool))
 
     # ------------------------------------------------------------------ settings and fitting
     def settings(self) -> dict:
@@ -465,38 +488,56 @@ class VertexSpace(FaceSpace):
         return {"num_vertices": self.num_vertices, "num_faces": int(self.faces.shape[0]),
                 "lip_landmarks": list(self.lip_landmarks), "lips": self.lip_indices.tolist(),
                 "upper_face": self.upper_face_indices.tolist(), "pca_components": self.pca_components,
-                "head_pose": self.has_head_pose, "neck_pivot": [float(p) for p in self.neck_pivot]}
+                "head_pose": self.has_head_pose, "neck_pivot": [float(p) for p in self.neck_pivot],
+                "identity_components": self.identity_components}
 
     @property
     def needs_fit(self) -> bool:
-        """True for a PCA space whose basis has not been fitted (:meth:`fit`) or loaded."""
-        return bool(self.pca_components) and not bool(self.pca_fitted)
+        """True for a PCA space or identity model whose basis has not been fitted (:meth:`fit`)
+        or loaded."""
+        return (bool(self.pca_components) and not bool(self.pca_fitted)) or \
+            (bool(self.identity_components) and not bool(self.identity_fitted))
 
     @torch.no_grad()
-    def fit(self, clips: Iterable[dict], max_frames: int = 4000, seed: int = 0) -> float:
-        """Fit the PCA basis (mean and the first K principal directions of the displacements).
+    def fit(self, clips: Iterable[dict], max_frames: int = 4000, seed: int = 0, max_identities: int = 2000) -> float:
+        """Fit the PCA basis (mean and the first K principal directions of the displacements) and
+        the identity model (mean and the first J principal directions of the clips' distinct
+        neutral-face offsets, :meth:`identity_from_arrays`, with the std of each coordinate), in
+        one pass over the clips.
 
         Frames are subsampled uniformly at random to at most ``max_frames`` (memory
-        ``max_frames * 3V`` floats; clips are read one at a time), then
-        the principal directions of the centred frames give the basis (the SVD, or with fewer
-        frames than coordinates the eigenvectors of their Gram matrix, the same directions at a
-        fraction of the cost).
+        ``max_frames * 3V`` floats; clips are read one at a time); the first ``max_identities``
+        distinct offsets are kept. The principal directions come from the SVD, or with fewer
+        rows than coordinates from the eigenvectors of their Gram matrix (the same directions at
+        a fraction of the cost).
 
         Args:
             clips: the named arrays of each clip (``.npz`` layout, e.g.
                 :func:`facemotion.data.native.load_motion` of each record).
-            max_frames: frame budget of the fit.
+            max_frames: frame budget of the motion PCA.
             seed: seed of the subsampling.
+            max_identities: offsets budget of the identity model.
         Returns:
-            the fraction of the displacement variance the K components explain.
+            the fraction of the displacement variance the K components explain (1.0 without a
+            motion PCA); that of the offsets' variance the J identity components explain is
+            stored in ``identity_explained``.
         Raises:
-            ValueError: not a PCA space, no frames, fewer frames than components, or bad arrays.
+            ValueError: neither a PCA nor an identity model, no frames, fewer frames than
+                components, fewer distinct offsets than identity components, or bad arrays.
         """
-        if not self.pca_components:
-            raise ValueError("VertexSpace.fit: this space has no PCA (pca_components = 0)")
+        if not (self.pca_components or self.identity_components):
+            raise ValueError("VertexSpace.fit: this space has no PCA and no identity model (pca_components = "
+                             "identity_components = 0)")
         rng = np.random.default_rng(seed)
         chunks, keys, bound = [], np.zeros(0), np.inf
+        offsets: dict[bytes, np.ndarray] = {}
         for arrays in clips:  # uniform subsample: keep the frames with the smallest random keys
+            if self.identity_components and len(offsets) < max_identities:
+                offset = self.identity_from_arrays(arrays)
+                offset = np.zeros(3 * self.num_vertices, np.float32) if offset is None else offset.reshape(-1)
+                offsets.setdefault(offset.tobytes(), offset)
+            if not self.pca_components:
+                continue
             d = self._displacements(arrays).reshape(-1, 3 * self.num_vertices)
             k = rng.random(len(d))
             chunks.append(d[k < bound])
@@ -505,28 +546,103 @@ class VertexSpace(FaceSpace):
                 keep = np.argpartition(keys, max_frames)[:max_frames]
                 chunks, keys = [np.concatenate(chunks)[keep]], keys[keep]
                 bound = keys.max()
-        frames = np.concatenate(chunks) if chunks else np.zeros((0, 3 * self.num_vertices), np.float32)
-        if not len(frames):
-            raise ValueError("VertexSpace.fit: no frames")
-        if len(frames) > max_frames:
-            keep = np.argpartition(keys, max_frames)[:max_frames]
-            frames = frames[keep]
-        if len(frames) < self.pca_components:
-            raise ValueError(f"VertexSpace.fit: {len(frames)} frames for {self.pca_components} components")
-        data = torch.from_numpy(frames.astype(np.float64))
-        mean = data.mean(0)
-        x, k = data - mean, self.pca_components
-        if len(x) < x.shape[1]:  # fewer frames than coordinates: eigenvectors of the frames' Gram matrix
-            eig, u = torch.linalg.eigh(x @ x.T)
-            s, u = eig.flip(0).clamp_min(0).sqrt(), u.flip(1)
-            vh = (u[:, :k].T @ x) / s[:k, None].clamp_min(1e-30)
-        else:
-            _, s, vh = torch.linalg.svd(x, full_matrices=False)
-        self.pca_mean.copy_(mean.float())
-        self.pca_basis.copy_(vh[:k].float())
-        self.pca_fitted.fill_(True)
-        var = s.square()
-        return float(var[:self.pca_components].sum() / var.sum().clamp_min(1e-30))
+        explained = 1.0
+        if self.pca_components:
+            frames = np.concatenate(chunks) if chunks else np.zeros((0, 3 * self.num_vertices), np.float32)
+            if len(frames) > max_frames:
+                frames = frames[np.argpartition(keys, max_frames)[:max_frames]]
+            if len(frames) < self.pca_components:
+                raise ValueError(f"VertexSpace.fit: {len(frames)} frames for {self.pca_components} components")
+            mean, basis, var = _principal_directions(frames, self.pca_components)
+            self.pca_mean.copy_(mean)
+            self.pca_basis.copy_(basis)
+            self.pca_fitted.fill_(True)
+            explained = float(var[:self.pca_components].sum() / var.sum().clamp_min(1e-30))
+        if self.identity_components:
+            if len(offsets) < self.identity_components:
+                raise ValueError(f"VertexSpace.fit: {len(offsets)} distinct neutral faces for "
+                                 f"{self.identity_components} identity components")
+            mean, basis, var = _principal_directions(np.stack(list(offsets.values())), self.identity_components)
+            j = self.identity_components
+            self.identity_mean.copy_(mean)
+            self.identity_basis.copy_(basis)
+            self.identity_std.copy_((var[:j] / len(offsets)).sqrt().clamp_min(1e-9).float())
+            self.identity_fitted.fill_(True)
+            self.identity_explained = float(var[:j].sum() / var.sum().clamp_min(1e-30))
+        return explained
+
+    def identity_coefficients(self, offset: torch.Tensor) -> torch.Tensor:
+        """Whitened coordinates of neutral-face offsets in the identity model:
+        ``[..., V, 3]`` or ``[..., 3V]`` metres -> ``[..., J]`` (about N(0, 1) over the training faces).
+
+        Raises:
+            ValueError: no identity model (``identity_components`` 0), or a wrong size.
+        """
+        self._check_identity_model()
+        x = torch.as_tensor(offset, dtype=self.identity_basis.dtype, device=self.identity_basis.device)
+        x = x.flatten(-2) if x.shape[-2:] == (self.num_vertices, 3) else x
+        if x.shape[-1] != 3 * self.num_vertices:
+            raise ValueError(f"VertexSpace: identity offsets must be [..., {self.num_vertices}, 3], got {tuple(x.shape)}")
+        return ((x - self.identity_mean) @ self.identity_basis.T) / self.identity_std
+
+    def identity_offsets(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`identity_coefficients` on the model's span: ``[..., J]`` -> offsets
+        ``[..., 3V]`` metres.
+
+        Raises:
+            ValueError: no identity model.
+        """
+        self._check_identity_model()
+        return self.identity_mean + (coefficients.to(self.identity_std) * self.identity_std) @ self.identity_basis
+
+    def _check_identity_model(self) -> None:
+        if not self.identity_components:
+            raise ValueError("VertexSpace: no identity model (identity_components = 0)")
+        if not bool(self.identity_fitted):
+            raise ValueError("VertexSpace: the identity model is not fitted (call fit() or load a checkpoint)")
+
+    def identity_from_arrays(self, arrays: dict) -> np.ndarray | None:
+        """A clip's neutral-face offset ``[V, 3]`` float32 metres: its ``template`` minus the
+        space's (a dataset clip's own face) plus its ``identity`` (an exported animation's), or
+        None when it has neither (or its template is the space's and it has no ``identity``).
+
+        Raises:
+            ValueError: a ``template`` or ``identity`` of the wrong size.
+        """
+        v = self.num_vertices
+        offset = None
+        if "template" in arrays:
+            template = np.asarray(arrays["template"], np.float32)
+            if template.shape != (v, 3):
+                raise ValueError(f"vertex motion: 'template' has shape {template.shape}, expected [{v}, 3]")
+            own = self.template.cpu().numpy()
+            offset = None if np.array_equal(template, own) else template - own
+        if "identity" in arrays:
+            ident = np.asarray(arrays["identity"], np.float32)
+            if ident.size != 3 * v:
+                raise ValueError(f"vertex motion: 'identity' has {ident.size} values, expected {v} x 3")
+            offset = ident.reshape(v, 3) if offset is None else offset + ident.reshape(v, 3)
+        return offset
+
+    def shape_coefficients(self, identity) -> np.ndarray | None:
+        """A template offset ``[V, 3]`` float32 metres from an array of ``3V`` values, or from an
+        ``int`` seed with an identity model (whitened coordinates drawn ~ N(0, 1) with that seed,
+        :meth:`identity_offsets`); None passes through.
+
+        Raises:
+            ValueError: a seed without an identity model, a wrong size, or non-finite values.
+        """
+        if isinstance(identity, (int, np.integer)) and self.identity_components:
+            z = np.random.default_rng(int(identity)).standard_normal(self.identity_components).astype(np.float32)
+            with torch.no_grad():
+                return self.identity_offsets(torch.from_numpy(z)).cpu().numpy().reshape(self.num_vertices, 3)
+        shape = super().shape_coefficients(identity)
+        if shape is None:
+            return None
+        if shape.size != 3 * self.num_vertices:
+            raise ValueError(f"identity: a vertex space's is a template offset [{self.num_vertices}, 3] metres, "
+                             f"got {shape.size} values")
+        return shape.reshape(self.num_vertices, 3)
 
     # ------------------------------------------------------------------ arrays
     def _displacements(self, arrays: dict) -> np.ndarray:
@@ -631,6 +747,23 @@ class VertexSpace(FaceSpace):
         return x.new_zeros(*x.shape[:-1], 3)
 
 
+def _principal_directions(rows: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PCA of ``rows [N, F]``: ``(mean [F], basis [k, F] orthonormal rows, variances [min(N, F)])``
+    (float32, float32, float64; the variances are the squared singular values of the centred rows,
+    largest first). With fewer rows than columns the directions come from the eigenvectors of the
+    rows' Gram matrix, else from the SVD."""
+    data = torch.from_numpy(np.asarray(rows, np.float64))
+    mean = data.mean(0)
+    x = data - mean
+    if len(x) < x.shape[1]:
+        eig, u = torch.linalg.eigh(x @ x.T)
+        s, u = eig.flip(0).clamp_min(0).sqrt(), u.flip(1)
+        vh = (u[:, :k].T @ x) / s[:k, None].clamp_min(1e-30)
+    else:
+        _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    return mean.float(), vh[:k].float(), s.square()
+
+
 def _read_template(path) -> tuple[np.ndarray, dict]:
     """``template [V, 3]`` and the optional ``faces``, ``lip_landmarks``, ``lips``, ``upper_face``,
     ``neck_pivot [3]`` of a template ``.npz`` (``template``, or ``vertices [T, V, 3]`` whose first frame is used).
@@ -662,6 +795,7 @@ def _numpy(x) -> np.ndarray:
 
 SPACES: dict[str, str] = {"blendshape": "facemotion.face.space:BlendshapeSpace",
                           "vertex": "facemotion.face.space:VertexSpace",
+                          "latent": "facemotion.face.latent:LatentSpace",
                           "flame": "facemotion.face.flame:FlameSpace"}
 """Space name -> ``"module:Class"``. :func:`build_space` also takes any ``"module:Class"``."""
 

@@ -11,11 +11,24 @@ is overwritten into the sample at every step (``sample_loop``'s ``condition_data
 
 Representations (§3.1) in facemotion's face spaces: x_MP ``[N, D]`` is the face-space motion
 (expression, then head pose pitch/yaw/roll in radians as its last 3 channels when the space has
-head pose); x_id is the space's per-sequence shape input flattened to ``[I]`` (a
-:class:`~facemotion.face.space.VertexSpace`: the neutral-face offsets from the template, ``3V``
-metres, as the paper's x_id ∈ R^{3V}; :class:`~facemotion.face.space.BlendshapeSpace`: the
-built-in head's identity coefficients). A training batch carries it as ``shape [B, I]`` (or
-``[B, V, 3]``); a batch without it trains on the template face (zeros).
+head pose); x_id ``[I]`` encodes the space's per-sequence shape input (its identity, ``[S]``
+flattened):
+
+- a :class:`~facemotion.face.space.VertexSpace` with an identity model (``identity_components``
+  J > 0): the neutral-face offsets from the template (the paper's x_id ∈ R^{3V}, metres) as their
+  J whitened coordinates in the PCA basis fitted from the training clips' neutral faces
+  (:meth:`~facemotion.face.space.VertexSpace.identity_coefficients`; basis in the checkpoint),
+  so the identity token is J wide instead of 3V (24255 numbers for the 8085-vertex face, a 3M
+  parameter projection). A given identity is held exactly whether or not it lies in the span:
+  its coordinates are overwritten into X at every step and its residual off the span is added
+  back to the sampled offsets outside the diffusion;
+- a vertex space without one: the offsets themselves, I = 3V (normalised with the
+  ``identity`` statistics given to ``set_statistics``);
+- :class:`~facemotion.face.space.BlendshapeSpace`: the built-in head's identity coefficients.
+
+A training batch carries the shape input as ``shape [B, S]`` (or ``[B, V, 3]``;
+:class:`~facemotion.data.windows.MotionWindows` reads each clip's); a batch without it trains on
+the template face (zeros).
 """
 
 from __future__ import annotations
@@ -45,9 +58,10 @@ class DF3DFaceConfig(DiffusionConfig):
     values here are this project's choices (marked *).
 
     Space and data: ``space`` (a face space with vertices; the paper's is FLAME vertices, e.g.
-    ``{"name": "vertex", "template": "mesh.npz", "head_pose": true}``), ``identity_dim`` I
-    (-1: from the space, 3V for a vertex space, the rig's identity modes for the blendshape
-    space; 0: no identity token, the paper's "w/o x_id" ablation), ``fps``, ``audio_encoder``
+    ``{"name": "vertex", "template": "mesh.npz", "pca_components": 50, "identity_components": 32,
+    "head_pose": true}``), ``identity_dim`` I (-1: from the space, the J coordinates of a vertex
+    space's identity model, else 3V, the rig's identity modes for the blendshape space; 0: no
+    identity token, the paper's "w/o x_id" ablation), ``fps``, ``audio_encoder``
     (the paper uses HuBERT; default here phone-loop phones + log-mel + recognised-word phones,
     the best encoder that runs offline without downloaded weights), ``window`` frames per
     training clip and per sampling window*, long audio as overlapped windows sampled in one
@@ -91,8 +105,9 @@ class DF3DFaceConfig(DiffusionConfig):
 
 
 def identity_width(space, requested: int = -1) -> int:
-    """Width I of x_id for ``space``: ``requested`` when ≥ 0, else 3V for a vertex space
-    (neutral-face offsets, metres) or the number of identity modes of a space with a rig.
+    """Width I of x_id for ``space``: ``requested`` when ≥ 0, else for a vertex space the J
+    coordinates of its identity model (``identity_components``) or, without one, 3V (neutral-face
+    offsets, metres), or the number of identity modes of a space with a rig.
 
     Raises:
         DataError: ``requested`` is -1 and the space has neither (give ``identity_dim``).
@@ -100,7 +115,7 @@ def identity_width(space, requested: int = -1) -> int:
     if requested >= 0:
         return int(requested)
     if getattr(space, "name", "") == "vertex":
-        return 3 * int(space.num_vertices)
+        return int(space.identity_components) or 3 * int(space.num_vertices)
     basis = getattr(getattr(space, "rig", None), "identity_basis", None)
     if basis is not None:
         return int(np.shape(basis)[0])
@@ -117,8 +132,9 @@ class DF3DFace(Recipe):
 
     Attributes: ``space``, ``fps``, ``audio_encoder``, ``denoiser``, ``sync_expert``,
     ``scheduler`` (training noiser, DDPM), ``identity_dim`` I, ``pose_dim`` (3 or 0),
-    ``width`` W = max(I, D), ``rows`` R (1 with an identity token), ``normalizer`` keys
-    ``motion``, ``audio`` and ``identity``.
+    ``width`` W = max(I, D), ``rows`` R (1 with an identity token), ``identity_model`` (x_id is
+    the whitened coordinates of the space's identity model), ``normalizer`` keys ``motion``,
+    ``audio`` and ``identity`` (mean 0, std 1 with an identity model: its coordinates are whitened).
     """
 
     name = "df3dface"
@@ -130,6 +146,7 @@ class DF3DFace(Recipe):
         c = self.config
         d = self.space.dim
         self.identity_dim = identity_width(self.space, c.identity_dim)
+        self.identity_model = 0 < self.identity_dim == getattr(self.space, "identity_components", 0)
         self.pose_dim = 3 if getattr(self.space, "has_head_pose", True) else 0
         self.expr_dim = d - self.pose_dim
         self.width, self.rows = max(d, self.identity_dim), 1 if self.identity_dim else 0
@@ -153,6 +170,12 @@ class DF3DFace(Recipe):
         """True: :meth:`sample` draws x_id too (``identity``, ``return_identity``); read by
         :class:`facemotion.Animator` to hold a given identity and keep the drawn ones."""
         return bool(self.identity_dim)
+
+    @property
+    def shape_size(self) -> int:
+        """S, the number of values of the space's shape input that x_id encodes (3V with an
+        identity model, else I)."""
+        return 3 * int(self.space.num_vertices) if self.identity_model else self.identity_dim
 
     @property
     def holds_pose(self) -> bool:
@@ -204,13 +227,28 @@ class DF3DFace(Recipe):
         motion = x[:, self.rows:, :self.space.dim]
         return (x[:, 0, :self.identity_dim] if self.rows else None), motion
 
-    def normalise_identity(self, identity: torch.Tensor) -> torch.Tensor:
-        """x_id ``[..., I]`` → normalised (``normalizer`` key ``identity``)."""
-        return self.normalizer.normalize("identity", identity)
+    def encode_identity(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The normalised x_id of shape inputs, and what of them x_id cannot express.
 
-    def denormalise_identity(self, identity: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`normalise_identity`."""
-        return self.normalizer.unnormalize("identity", identity)
+        Args:
+            shape: ``[B, S]`` (or ``[B, V, 3]``) the space's shape input (vertex offsets, metres).
+        Returns:
+            ``(x_id [B, I] normalised, residual [B, S] or None)``: with an identity model the
+            offsets' whitened coordinates and the offsets minus their projection on the model's
+            span (metres; :meth:`decode_identity` adds it back), else the flattened input and None.
+        """
+        shape = shape.reshape(shape.shape[0], -1).float()
+        if not self.identity_model:
+            return self.normalizer.normalize("identity", shape), None
+        code = self.space.identity_coefficients(shape)
+        return self.normalizer.normalize("identity", code), shape - self.space.identity_offsets(code)
+
+    def decode_identity(self, x_id: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """Shape inputs ``[B, S]`` (vertex offsets, metres) of normalised x_id ``[B, I]``, plus the
+        ``residual`` of :meth:`encode_identity` when given (inverse of :meth:`encode_identity`)."""
+        x_id = self.normalizer.unnormalize("identity", x_id)
+        shape = self.space.identity_offsets(x_id) if self.identity_model else x_id
+        return shape if residual is None else shape + residual
 
     # ------------------------------------------------------------------ inference
     def encode_style(self, motion: torch.Tensor):
@@ -242,8 +280,9 @@ class DF3DFace(Recipe):
                 overlap (frames): override ``default_sampling``.
             generator: a torch RNG, or a list of S (sample i then depends on ``generator[i]`` only;
                 one RNG for one sample is the same as a list of it).
-            identity: reference x_id ``[I]`` (a vertex space: offsets ``[V, 3]`` or ``[3V]``,
-                metres), shared by all samples; None: generated.
+            identity: reference identity, the space's shape input ``[S]`` (a vertex space:
+                neutral-face offsets ``[V, 3]`` or ``[3V]``, metres), shared by all samples and held
+                exactly (:meth:`encode_identity`); None: generated.
             pose: reference head pose ``[T, 3]`` radians (pitch, yaw, roll); None: generated.
             motion: reference face-space motion ``[T, D]`` whose expression channels (all but the
                 head pose) are held; None: generated.
@@ -251,8 +290,9 @@ class DF3DFace(Recipe):
             style, w_style: accepted for the common call of :class:`facemotion.Animator`; a style
                 is refused (DF-3DFace has none).
         Returns:
-            motion ``[S, T, D]`` (face space, de-normalised), or ``(motion, identity [S, I])``
-            with ``return_identity`` (identity None for a model without identity token).
+            motion ``[S, T, D]`` (face space, de-normalised), or ``(motion, identity [S, S])``
+            with ``return_identity`` (the shape inputs, :meth:`decode_identity`; None for a model
+            without identity token).
         Raises:
             FacemotionError: a style, a reference of the wrong size (or an identity / pose the model
                 does not generate), or ``overlap`` outside ``[0, window)``.
@@ -269,7 +309,7 @@ class DF3DFace(Recipe):
         dev = self.motion_mean.device
         total, d, e = features.shape[0], self.space.dim, self.expr_dim
         feats = self.normalise_audio(features.to(dev).float())[None]
-        known_id = self._reference_identity(identity, dev)
+        known_id, residual = self._reference_identity(identity, dev)
         held = torch.zeros(1, total, d, device=dev)
         held_mask = torch.zeros(1, total, d, dtype=torch.bool, device=dev)
         if pose is not None:
@@ -323,22 +363,24 @@ class DF3DFace(Recipe):
         if not return_identity:
             return out
         ident = sampled_id["x"]
-        return out, (None if ident is None else self.denormalise_identity(ident))
+        return out, (None if ident is None else self.decode_identity(ident, residual))
 
-    def _reference_identity(self, identity, dev) -> torch.Tensor | None:
-        """A caller's identity reference flattened to ``[I]`` and normalised (None passes through).
+    def _reference_identity(self, identity, dev) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A caller's identity reference as normalised x_id ``[I]`` and the residual ``[S]`` that
+        :meth:`decode_identity` adds back (:meth:`encode_identity`); ``(None, None)`` for None.
 
         Raises:
             FacemotionError: wrong size, or a model without identity token.
         """
         if identity is None:
-            return None
+            return None, None
         if not self.identity_dim:
             raise FacemotionError("this model has no identity token (identity_dim 0)")
-        ident = torch.as_tensor(np.asarray(identity, np.float32), device=dev).reshape(-1)
-        if ident.numel() != self.identity_dim:
-            raise FacemotionError(f"identity must have {self.identity_dim} values, got {ident.numel()}")
-        return self.normalise_identity(ident)
+        ident = torch.as_tensor(np.asarray(identity, np.float32), device=dev).reshape(1, -1)
+        if ident.shape[1] != self.shape_size:
+            raise FacemotionError(f"identity must have {self.shape_size} values, got {ident.shape[1]}")
+        code, residual = self.encode_identity(ident)
+        return code[0], (None if residual is None else residual[0])
 
     def _sample_windows(self, audio, valid, data, mask, identity, num_samples, generator, steps, sched, w_audio):
         """Sample n windows × S samples in one batch (window-major).
@@ -422,7 +464,7 @@ class DF3DFace(Recipe):
 
         Args:
             batch: ``audio [B, N, C]`` features, ``motion [B, N, D]`` (face space), ``length [B]``
-                real frames, optionally ``shape [B, I]`` (or ``[B, V, 3]``) the clips' x_id.
+                real frames, optionally ``shape [B, S]`` (or ``[B, V, 3]``) the clips' shape inputs.
         Returns:
             (scalar loss, dict of named terms for logging). Sync phase: InfoNCE ``sync_nce`` and
             in-batch top-1 accuracy ``sync_top1``. Denoiser phase: ``face`` (eq. 4), ``sync``
@@ -457,8 +499,8 @@ class DF3DFace(Recipe):
         bsz, dev = motion.shape[0], motion.device
         ident = None
         if self.rows:
-            ident = motion.new_zeros(bsz, self.identity_dim) if shape is None else shape.reshape(bsz, -1).to(motion)
-            ident = self.normalise_identity(ident)
+            shape = motion.new_zeros(bsz, self.shape_size) if shape is None else shape.to(motion)
+            ident = self.encode_identity(shape)[0]
         x0 = self.pack(ident, self.normalise(motion))
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (bsz,), device=dev)
         noise = torch.randn_like(x0)
