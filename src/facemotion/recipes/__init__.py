@@ -19,7 +19,9 @@ from facemotion.errors import DataError
 
 RECIPES = {"diffposetalk": "facemotion.recipes.diffposetalk:DiffPoseTalk",
            "df3dface": "facemotion.recipes.df3dface:DF3DFace",
-           "facepolicy": "facemotion.recipes.facepolicy:FacePolicy"}
+           "facepolicy": "facemotion.recipes.facepolicy:FacePolicy",
+           "media2face": "facemotion.recipes.media2face:Media2Face",
+           "media2face-vae": "facemotion.recipes.media2face:Media2FaceVAE"}
 
 
 def recipe_class(name: str):

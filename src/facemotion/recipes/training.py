@@ -206,6 +206,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         model.space.fit(load_motion(data, r) for r in train_recs)
     model.set_statistics(dataset_statistics(data, train_recs, feats, model.space,
                                             derived=getattr(model, "derived_statistics", None)), cfg.std_floor)
+    if hasattr(model, "prepare_training"):  # per-clip labels the recipe conditions on (Media2Face: prompts)
+        model.prepare_training(data, train_recs + val_recs[:cfg.val_clips])
     module = RecipeModule(model)
     loader = DataLoader(MotionWindows(data, train_recs, feats, model.space, model.train_frames, cfg.seed,
                                       pad=getattr(model, "train_padding", (0, 0))),
