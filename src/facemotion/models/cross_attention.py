@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from facemotion.models.layers import sinusoidal
+from facemotion.models.layers import sinusoidal, step_mlp, transformer_decoder
 
 
 class CrossAttentionDenoiser(nn.Module):
@@ -38,10 +38,8 @@ class CrossAttentionDenoiser(nn.Module):
         self.null_memory = nn.Parameter(torch.randn(d_model) * 0.02)
         self.cond_in = nn.Linear(audio_dim + prompt_dim, d_model)
         self.motion_in = nn.Linear(motion_dim, d_model)
-        self.step_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
-        layer = nn.TransformerDecoderLayer(d_model, n_heads, ff_mult * d_model, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, n_layers, norm=nn.LayerNorm(d_model))
+        self.step_mlp = step_mlp(d_model)
+        self.decoder = transformer_decoder(d_model, n_layers, n_heads, ff_mult, dropout)
         self.out = nn.Linear(d_model, motion_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor],

@@ -7,7 +7,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from facemotion.models.layers import sinusoidal
+from facemotion.models.layers import sinusoidal, step_mlp, transformer_decoder
 
 
 def alignment_mask(num_frames: int, device=None) -> torch.Tensor:
@@ -56,10 +56,8 @@ class TransformerDenoiser(nn.Module):
         self.audio_in = nn.Linear(audio_dim, d_model)
         self.style_in = nn.Linear(style_dim, d_model)
         self.shape_in = nn.Linear(shape_dim, d_model) if shape_dim else None
-        self.step_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
-        layer = nn.TransformerDecoderLayer(d_model, n_heads, ff_mult * d_model, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, n_layers, norm=nn.LayerNorm(d_model))
+        self.step_mlp = step_mlp(d_model)
+        self.decoder = transformer_decoder(d_model, n_layers, n_heads, ff_mult, dropout)
         self.out = nn.Linear(d_model, motion_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor],

@@ -40,6 +40,23 @@ BRANCHES = ({"audio", "prompt"}, {"prompt"}, set())
 LONG_AUDIO = ("overlapped", "autoregressive")
 
 
+class _OnePhase:
+    """Recipe parts of a one-phase recipe that trains on windows of ``config.window`` frames."""
+
+    @property
+    def train_frames(self) -> int:
+        """Frames per training window."""
+        return self.config.window
+
+    def set_phase(self, step: int) -> str:
+        """The one phase (``self.phase``)."""
+        return self.phase
+
+    def phase_start(self, step: int) -> int:
+        """0 (one phase)."""
+        return 0
+
+
 @dataclass
 class Media2FaceVAEConfig(TrainConfig):
     """Settings of the VAE recipe.
@@ -74,7 +91,7 @@ class Media2FaceVAEConfig(TrainConfig):
     ckpt_every: int = 500
 
 
-class Media2FaceVAE(Recipe):
+class Media2FaceVAE(_OnePhase, Recipe):
     """The geometry VAE and mapping networks (module doc); ``vae`` is the trained
     :class:`LatentSpace` (the ``media2face`` recipe's space loads it from this recipe's
     ``model.pt``)."""
@@ -88,19 +105,6 @@ class Media2FaceVAE(Recipe):
         c = self.config
         self.vae = LatentSpace(c.latent_dim, c.vae_vertices, c.vae_hidden)
         self.phase = "vae"
-
-    @property
-    def train_frames(self) -> int:
-        """Frames per training window."""
-        return self.config.window
-
-    def set_phase(self, step: int) -> str:
-        """One phase, ``"vae"``."""
-        return self.phase
-
-    def phase_start(self, step: int) -> int:
-        """0 (one phase)."""
-        return 0
 
     def _frames(self, batch: dict) -> torch.Tensor:
         """The real frames' ARKit weights ``[N, 52]`` of a batch of windows."""
@@ -207,7 +211,7 @@ class Media2FaceConfig(DiffusionConfig):
     prompt_blend: float = 0.5
 
 
-class Media2Face(Recipe):
+class Media2Face(_OnePhase, Recipe):
     """The Media2Face recipe (module doc).
 
     Attributes: ``space`` (:class:`LatentSpace`, frozen), ``denoiser``, ``scheduler`` (training
@@ -240,19 +244,6 @@ class Media2Face(Recipe):
         c = self.config
         return {"steps": c.steps, "w_audio": c.w_audio, "w_prompt": c.w_prompt, "scheduler": c.scheduler,
                 "long_audio": c.long_audio, "overlap": c.overlap}
-
-    @property
-    def train_frames(self) -> int:
-        """Frames per training window: N."""
-        return self.config.window
-
-    def set_phase(self, step: int) -> str:
-        """One phase, ``"denoiser"`` (the VAE in the space stays frozen)."""
-        return self.phase
-
-    def phase_start(self, step: int) -> int:
-        """0 (one phase)."""
-        return 0
 
     def window_boundaries(self, num_frames: int) -> tuple[list[int], int]:
         """Where the windows of :meth:`sample` hand over and over how many frames (the overlap,
