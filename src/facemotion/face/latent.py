@@ -203,7 +203,7 @@ class LatentSpace(BlendshapeSpace):
                 return loss
             for _ in range(5):
                 opt.step(closure)
-                if float(error().abs().max()) < tol:
+                if float(error().detach().abs().max()) < tol:
                     break
         return z.detach()
 
