@@ -3,11 +3,14 @@ face from the neutral face during the last 10 s of silence after 60 s of speech,
 control (``drift_control "observe"``: the policy observes the displacement from the neutral face)
 and without it (``"none"``: it observes velocities only).
 
-A tiny model of each kind is trained here, on the CPU, on synthetic clips (noise-burst loudness
-drives the lower lip, the head sways; silence is the neutral face), so the figures compare the two
-settings on equal footing; they are not a trained model's figures.
+By default a tiny model of each kind is trained here, on the CPU, on synthetic clips (noise-burst
+loudness drives the lower lip, the head sways; silence is the neutral face), so the figures compare
+the two settings on equal footing. With ``--model`` a trained model (e.g. the shipped
+``facepolicy``) animates 60 s of real speech (the examples and ``realval``) followed by 10 s of
+digital silence, with its own drift control and with the drift leak λ added at generation.
 
     .venv/bin/python benchmarks/facepolicy_drift.py [--steps 400] [--seconds 60]
+    .venv/bin/python benchmarks/facepolicy_drift.py --model facepolicy [--leak 0.05]
 """
 
 from __future__ import annotations
@@ -45,14 +48,45 @@ def clip(frames: int, rng: np.random.Generator, silent_tail: int = 0):
     return feats, disp, head
 
 
+def neutral_distance_mm(space, motion: torch.Tensor) -> torch.Tensor:
+    """Mean distance of the face from the neutral face per frame ``[T]`` mm (expression only)."""
+    verts = space.expression_vertices(motion)
+    return 1e3 * (verts - space.template).norm(dim=-1).mean(-1)
+
+
+def trained(model: str, seconds: float, leak: float) -> None:
+    """Drift of a trained model on real speech followed by 10 s of silence."""
+    from facemotion.api import load_animator
+    from facepolicy_stream import speech
+
+    animator = load_animator(model)
+    recipe, fps = animator.recipe, animator.fps
+    wave = np.concatenate([speech(seconds), np.zeros(160000, np.float32)])
+    feats = animator.audio_features(wave)
+    tail = int(round(10 * fps))
+    for lam in (0.0, leak):
+        recipe.config.drift_leak = lam
+        motion = torch.from_numpy(animator.sample(feats, 0))
+        dist = neutral_distance_mm(animator.space, motion)
+        head = animator.space.head_pose(motion).abs().mean(-1).rad2deg()
+        print(f"{model} (drift_control={recipe.config.drift_control}, drift_leak={lam}): distance from neutral in "
+              f"the last 10 s of silence after {seconds:g} s of speech: mean {float(dist[-tail:].mean()):.2f} mm, "
+              f"max {float(dist[-tail:].max()):.2f} mm (during speech mean {float(dist[:-tail].mean()):.2f} mm); "
+              f"head |angle| in silence {float(head[-tail:].mean()):.2f} deg", flush=True)
+
+
 def main() -> None:
-    """Train one tiny model per drift setting, generate, print the drift figures."""
+    """Train one tiny model per drift setting (or load ``--model``), generate, print the drift figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400, help="training steps per model")
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of speech before 10 s of silence")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leak", type=float, default=0.05, help="drift_leak of the third run (observe + leak)")
+    ap.add_argument("--model", help="a trained model (shipped name or checkpoint) instead of the tiny ones")
     args = ap.parse_args()
+    if args.model:
+        trained(args.model, args.seconds, args.leak)
+        return
     torch.set_num_threads(args.threads)
     template = np.random.default_rng(0).normal(0, 0.05, (V, 3)).astype(np.float32)
     rng = np.random.default_rng(1)
@@ -90,8 +124,7 @@ def main() -> None:
         t1 = time.time()
         out = r.sample(torch.from_numpy(feats_test), generator=torch.Generator().manual_seed(0))[0]
         t2 = time.time()
-        verts = space.expression_vertices(out)
-        dist = 1e3 * (verts - space.template).norm(dim=-1).mean(-1)  # mm, mean over vertices, per frame
+        dist = neutral_distance_mm(space, out)
         head = out[:, -3:].abs().mean(-1).rad2deg()
         print(f"drift_control={control} drift_leak={leak}: loss {float(loss.detach()):.3f} after {args.steps} steps ({t1 - t0:.0f} s); "
               f"generated {test_frames} frames in {t2 - t1:.0f} s; distance from neutral in the last 10 s of "
