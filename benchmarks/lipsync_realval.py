@@ -9,7 +9,9 @@
 
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
-ARCTIC example, and both pooled. ``--detection`` prints how many force-aligned /p b m/ the
+ARCTIC example, and both pooled. The aperture is measured between the lip landmarks of the
+model's face space (any space: blendshapes, vertices), on the face it generates if it generates
+one (df3dface). ``--detection`` prints how many force-aligned /p b m/ the
 phone searches (phone loop, word recognition, Whisper's transcript: the audio features' phone
 sources) find and, for the model, its closure rate on the /p b m/ that each combination of
 searches found. ``--ceiling`` scores the data engine's animator (``facemotion.synth.animate``,
@@ -36,8 +38,8 @@ from facemotion.audio.vad import speech_activity
 from facemotion.errors import AudioError
 from facemotion.face.gate import gate_motion
 from facemotion.metrics.lipsync import (ARCTIC_TRANSCRIPT, CLOSED_BELOW, LipSyncReport, SegmentCache,
-                                        SpeechItem, aperture_from_blendshapes, bilabial_detection,
-                                        evaluate_real_speech, load_realval, viseme_baseline)
+                                        SpeechItem, aperture_from_blendshapes, aperture_from_motion,
+                                        bilabial_detection, evaluate_real_speech, load_realval, viseme_baseline)
 
 
 def _report(title: str, generate_fn, realval, example, fps, cache) -> LipSyncReport:
@@ -162,10 +164,11 @@ def main(argv=None) -> int:
                 wave = load_audio(path)
                 features[path] = animator.audio_features(wave)
                 activity[path] = speech_activity(wave, len(features[path]), animator.fps)
-            motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio)
+            motion, identity = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio,
+                                               return_identity=True)
             if not args.no_gate:  # as `generate` does: the mouth rests where nobody speaks
                 motion = gate_motion(motion, activity[path], animator.recipe.space.names, fps=animator.fps)
-            return aperture_from_blendshapes(animator.to_animation(motion).blendshapes)
+            return aperture_from_motion(animator.space, motion, identity)  # on the face it generated, if any
 
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         reports = [_report(f"model {args.model} (seed {seed}, steps {args.steps or 'default'}, "

@@ -302,3 +302,111 @@ def test_windows_carry_each_clips_identity(tmp_path):
     torch.testing.assert_close(r.encode_identity(drawn)[1], torch.zeros(2, 3 * V), atol=1e-7, rtol=0)
     print(f"\nidentity model: a given identity off the span held to {err * 1e3:.2e} mm "
           f"(residual off the span {float(residual.abs().max()) * 1e3:.2f} mm)")
+
+
+def _identity_corpus(root: Path) -> tuple[Path, VertexSpace]:
+    """Three noise-burst clips (c0, c1 train, c2 val) on the 16-vertex face, each speaker with
+    its own neutral face (template offsets in a 2-dimensional span), and a space with an
+    identity model of 2 components fitted on them."""
+    from recipe_helpers import burst_clips
+
+    base = _space()
+    template = base.template.numpy()
+    modes = np.random.default_rng(8).normal(0, 0.002, (2, V, 3)).astype(np.float32)
+
+    def motion(i, env, rng):
+        t = len(env)
+        disp = np.zeros((t, V, 3), np.float32)
+        disp[:, 1, 1] = -0.01 * env
+        face = template + modes[0] * (i - 1) + modes[1] * (1 - abs(i - 1))
+        head = np.stack([np.zeros(t), 0.05 * np.sin(np.arange(t) / 25 + i), np.zeros(t)], 1)
+        return {"displacements": disp, "template": face.astype(np.float32), "head_rotation": head.astype(np.float32)}
+
+    burst_clips(root, 3, 2.0, 25, motion)
+    space = VertexSpace(template, lip_landmarks=(0, 1), lips=LIPS, head_pose=True, identity_components=2)
+    space.fit(dict(np.load(root / f"c{i}.npz")) for i in range(3))
+    return root, space
+
+
+def test_eval_bench_and_realval_aperture_of_a_vertex_model(tmp_path, capsys):
+    """`facemotion eval` on a df3dface checkpoint: identity / motion / pose diversity and
+    DF-3DFace's Table 3 (given references have zero multimodality); `facemotion bench` times the
+    formats a vertex space can express; the real-speech aperture comes from the space's landmarks."""
+    import argparse
+    import json
+
+    from facemotion.api import bench_command
+    from facemotion.cli import main
+    from facemotion.metrics.lipsync import aperture_from_motion
+
+    root, space = _identity_corpus(tmp_path / "data")
+    torch.manual_seed(0)
+    r = DF3DFace(config_from(DF3DFaceConfig, {**TINY, "steps": 2}), space=space).eval()
+    ckpt = r.save_checkpoint(tmp_path / "df3d.pt")
+    prefix = tmp_path / "table"
+    assert main(["eval", "--model", str(ckpt), "--data", str(root), "--split", "train", "--num-samples", "2",
+                 "--multimodality", "2", "--out", str(prefix)]) == 0
+    report = json.loads(prefix.with_suffix(".json").read_text())["models"][0]
+    assert report["pooled"]["div_identity_mm"]["mean"] > 0 and report["pooled"]["div_motion_mm"]["mean"] > 0
+    rows = report["multimodality"]["rows"]
+    assert list(rows) == ["aud, id, pose", "aud, pose", "aud, id", "aud"]
+    assert rows["aud, id, pose"]["mult_id_mm"]["mean"] < 1e-4 and rows["aud, id, pose"]["mult_pose_deg"]["mean"] < 1e-4
+    assert rows["aud, id"]["mult_id_mm"]["mean"] < 1e-4 < rows["aud, id"]["mult_pose_deg"]["mean"]
+    assert rows["aud, pose"]["mult_pose_deg"]["mean"] < 1e-4 < rows["aud, pose"]["mult_id_mm"]["mean"]
+    assert min(rows["aud"][k]["mean"] for k in ("mult_id_mm", "mult_motion_mm", "mult_pose_deg", "mult_mesh_mm")) > 0
+    markdown = prefix.with_suffix(".md").read_text()
+    assert "| aud, id, pose |" in markdown and "Diversity identity" in markdown and "Mult mesh" in markdown
+    capsys.readouterr()
+    assert bench_command(argparse.Namespace(model=str(ckpt), durations="1", formats=None, speech=None)) == 0
+    assert "formats: npz,mp4" in capsys.readouterr().out
+    motion, ident = r.sample(r.audio_features(np.zeros(16000, np.float32)), return_identity=True)
+    got = aperture_from_motion(space, motion[0].numpy(), ident[0].numpy())
+    want = space.lip_aperture(space.decode(motion[0], ident[0])[0]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-7)
+
+
+def test_reference_control_keeps_the_lips_on_the_audio():
+    """Issue 14 acceptance, on a tiny overfit model: with the identity and head pose given, the
+    lips close on the closures (/p b m/-like silences between bursts) and open on the bursts as
+    in unconditioned sampling (closure rate within 0.05; metrics.lipsync definitions, apertures
+    from the space's lip landmarks with a 0.8 mm rest opening as on the built-in head)."""
+    from facemotion.audio.phones import PhoneSegment
+    from facemotion.metrics.lipsync import LipSyncReport, aperture_from_motion, measure_lipsync
+
+    template = _space().template.numpy()
+    template[0], template[1] = [0.0, 0.0004, 0.1], [0.0, -0.0004, 0.1]
+    torch.manual_seed(0)
+    r = DF3DFace(config_from(DF3DFaceConfig, {**TINY, "w_sync": 0.0, "p_mask_audio": 0.0}),
+                 space=VertexSpace(template, lip_landmarks=(0, 1), lips=LIPS, head_pose=True))
+    feats, motion, ident = _clips(r, 8, 40, seed=9)
+    _fit(r, feats, motion, ident)
+    r.set_phase(r.config.sync_steps)
+    opt = torch.optim.Adam(r.denoiser.parameters(), lr=3e-3)
+    batch = {"audio": feats, "motion": motion, "length": torch.full((8,), 40), "shape": ident}
+    for _ in range(800):
+        loss, _ = r.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r.eval()
+
+    def figures(given: bool) -> dict:
+        items = []
+        for c in range(8):
+            drop = r.space.expression_vertices(motion[c], indices=torch.tensor([1]))[:, 0, 1] - float(template[1, 1])
+            loud = (drop < -1e-3).tolist()  # bursts open the mouth ("AA"), silences close it ("M")
+            cuts = [0] + [t for t in range(1, 40) if loud[t] != loud[t - 1]] + [40]
+            segments = [PhoneSegment("AA" if loud[a] else "M", a / 25, b / 25) for a, b in zip(cuts, cuts[1:])]
+            refs = {"identity": ident[c], "pose": r.space.head_pose(motion[c])} if given else {}
+            out = r.sample(feats[c], num_samples=8, generator=[torch.Generator().manual_seed(s) for s in range(8)],
+                           **refs)
+            items += [measure_lipsync(aperture_from_motion(r.space, o.numpy()), 25.0, segments) for o in out]
+        return LipSyncReport(items, []).figures()
+
+    free, held = figures(False), figures(True)
+    print(f"\nclosure on the silences (free / identity and pose given): {free['closure_rate']:.3f} / "
+          f"{held['closure_rate']:.3f} of {held['num_bilabial']}; open/closed aperture ratio "
+          f"{free['open_bilabial_ratio']:.1f} / {held['open_bilabial_ratio']:.1f}")
+    assert free["closure_rate"] >= 0.9 and abs(held["closure_rate"] - free["closure_rate"]) <= 0.05
+    assert min(free["open_bilabial_ratio"], held["open_bilabial_ratio"]) >= 3
+    assert held["shut_open_vowel_rate"] <= 0.05

@@ -46,5 +46,7 @@ def test_multimodality_by_hand():
     s[2] = [[3.0], [4.0]]  # pair (0, 2): |(3, 4)| = 5
     s[1] = [[1.0], [0.0]]  # pair (1, 3): 1
     assert multimodality(s) == pytest.approx(3.0)
+    # point by point (one coordinate a point here): pair (0, 2) (3 + 4) / 2, pair (1, 3) 1 / 2
+    assert multimodality(s, point_size=1) == pytest.approx((3.5 + 0.5) / 2)
     with pytest.raises(ValueError, match="even"):
         multimodality(s[:3])

@@ -599,27 +599,39 @@ def _model_settings(animator: Animator) -> str:
             f"torch threads: {torch.get_num_threads()}")
 
 
+BENCH_FORMATS = ("npz", "glb", "csv", "usd", "mp4")
+"""Formats ``facemotion bench`` times by default (those the model's space can express)."""
+
+
 def bench_command(args) -> int:
     """``facemotion bench``: real-time factor (wall seconds per second of audio) of generation.
 
     For each duration in ``args.durations`` the speech (``args.speech``, default the CMU ARCTIC
     example) is looped to that length and animated with seed 0; the time of audio features,
-    sampling and export of ``args.formats`` is printed separately, with the settings, then the
-    time of each block of the audio encoder on the longest duration. One untimed run on the
-    plain recording comes first (imports, caches).
+    sampling and export of ``args.formats`` (None: every format of :data:`BENCH_FORMATS` that
+    the model's face space can express, e.g. npz and mp4 for a vertex space) is printed
+    separately, with the settings, then the time of each block of the audio encoder on the
+    longest duration. One untimed run on the plain recording comes first (imports, caches).
 
     Raises:
-        AudioError: the speech file cannot be read. DataError: no model.
+        AudioError: the speech file cannot be read. DataError: no model, or a format the model's
+            space cannot express.
     """
     import soundfile as sf
 
     from facemotion.audio.io import SAMPLE_RATE, load_audio
 
+    from facemotion.export import BLENDSHAPE_FORMATS, check_format
+
     durations = [float(d) for d in str(args.durations).split(",") if d.strip()]
-    formats = _parse_formats(args.formats)
     speech = Path(args.speech) if getattr(args, "speech", None) else EXAMPLE_SPEECH
     base = load_audio(speech)
     animator = load_animator(args.model)
+    probe = animator.to_animation(np.zeros((1, animator.space.dim), np.float32))
+    formats = _parse_formats(args.formats) if args.formats else \
+        [f for f in BENCH_FORMATS if probe.provides("blendshapes") or f not in BLENDSHAPE_FORMATS]
+    for fmt in formats:
+        check_format(probe, fmt)
     print(_model_settings(animator))
     print(f"speech: {speech} looped; formats: {','.join(formats)}")
     print(f"{'audio s':>8} {'features':>9} {'sampling':>9} {'export':>9} {'total':>9}   "

@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="real-time factor of generation for 10 s and 60 s of speech")
     b.add_argument("--model", default="default", help="'default' or a checkpoint path")
     b.add_argument("--durations", default="10,60", help="comma-separated seconds (default: 10,60)")
-    b.add_argument("--formats", default="npz,glb,csv,usd,mp4", help="formats to export in the timing")
+    b.add_argument("--formats", help="formats to export in the timing (default: those of npz,glb,csv,usd,mp4 "
+                                     "that the model's face space can express)")
     b.add_argument("--speech", type=Path,
                    help="recording to loop to each duration (default: the CMU ARCTIC example)")
     b.set_defaults(func=_bench)
@@ -262,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="condition on the style of each clip's own ground truth (default: no style)")
     ev.add_argument("--runs", type=int, default=1,
                     help="sample every clip this many times (seeds SEED, SEED+1, ...): intervals over runs too")
+    ev.add_argument("--multimodality", type=int, default=0, metavar="K",
+                    help="also DF-3DFace's Table 3: multimodality of identity, motion, pose and mesh over K samples "
+                         "(even) per clip, with the clip's identity and head pose given as references or not "
+                         "(default: 0, off)")
     ev.add_argument("--json", type=Path, help="write the per-clip and pooled figures to this JSON file")
     ev.add_argument("--out", type=Path, metavar="PREFIX",
                     help="write the comparison table (one row per --model, mean ± 95%% interval, each metric's "

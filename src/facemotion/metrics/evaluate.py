@@ -11,9 +11,14 @@ for the clip's audio (style: none, or the clip's own ground truth), and the clip
   hand over (1.0 is seamless);
 * across the K samples (K >= 2): the diversity score of DiffPoseTalk Table 2, separately for
   the upper-face expression and the head pose (:func:`facemotion.metrics.sample_diversity`),
-  and the lip aperture variation: mean over frames of the standard deviation across samples of
-  the lip aperture, which should stay small next to the mean aperture (the lips follow the
-  audio; only style and head motion should vary).
+  for the motion of the whole face and, for a model that generates identities (DF-3DFace), for
+  the identity (the neutral faces it draws); and the lip aperture variation: mean over frames of
+  the standard deviation across samples of the lip aperture, which should stay small next to
+  the mean aperture (the lips follow the audio; only style, head motion and face should vary).
+
+:func:`evaluate_multimodality` gives DF-3DFace's Table 3 for a model that holds references:
+the multimodality of identity, motion, pose and mesh with the clip's own identity and head pose
+given as references or not.
 
 Pooling: each figure is the mean over clips (every clip weighs equally); clips where a figure
 is undefined (BA when the ground truth has no head-motion beat, diversity with one sample) are
@@ -46,7 +51,8 @@ from facemotion.data.features import feature_dirs, load_features
 from facemotion.data.native import load_motion, read_manifest
 from facemotion.data.windows import motion_vectors
 from facemotion.errors import DataError, FacemotionError
-from facemotion.metrics.motion import beat_alignment, fdd, lve, mod, mve, nldd, sample_diversity, seam_ratios
+from facemotion.metrics.motion import (beat_alignment, diversity, fdd, lve, mod, multimodality, mve, nldd,
+                                       sample_diversity, seam_ratios)
 
 METRICS: dict[str, tuple[str, str]] = {
     "lve_mm": ("LVE", "mm; lip vertex error, DiffPoseTalk convention: per frame the largest L2 error over the lip "
@@ -62,6 +68,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "ba": ("BA", "head-motion beat alignment in [0, 1] (higher is better)"),
     "div_expression_mm": ("Diversity exp", "mm; upper-face expression diversity across samples"),
     "div_head_pose_deg": ("Diversity head", "degrees; head pose diversity across samples"),
+    "div_motion_mm": ("Diversity motion", "mm; motion diversity across samples: displacement of every vertex "
+                                          "(zero head pose, no identity), per frame"),
+    "div_identity_mm": ("Diversity identity", "mm; diversity of the neutral faces a model draws across samples "
+                                              "(per vertex; models that generate identities)"),
     "aperture_std_mm": ("Aperture std", "mm; mean over frames of the std of the lip aperture across "
                                         "samples (should stay small)"),
     "aperture_mean_mm": ("Aperture mean", "mm; mean lip aperture of the samples"),
@@ -84,7 +94,7 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
-                 boundaries: tuple[list[int], int] = ([], 2)) -> dict[str, float]:
+                 boundaries: tuple[list[int], int] = ([], 2), identities: torch.Tensor | None = None) -> dict[str, float]:
     """Figures of one clip (see :data:`METRICS`).
 
     Args:
@@ -93,9 +103,12 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
         gt: ``[T, D]`` ground-truth motion in the same space.
         boundaries: (frames where the sampler's windows hand over, frames each hand-over
             spans), as the recipe's ``window_boundaries``; for the seam ratios.
+        identities: ``[K, S]`` the identities a model drew with the samples (a vertex space's
+            neutral-face offsets, metres), or None.
     Returns:
-        dict keyed as :data:`METRICS`; diversity is NaN when K = 1, BA is NaN when the ground
-        truth has no head-motion beat, the seam ratios are NaN without a hand-over.
+        dict keyed as :data:`METRICS`; diversity is NaN when K = 1 (identity diversity also
+        without ``identities``), BA is NaN when the ground truth has no head-motion beat, the
+        seam ratios are NaN without a hand-over.
     Raises:
         ValueError: the samples and the ground truth differ in length or width.
     """
@@ -103,12 +116,13 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
         raise ValueError(f"samples {tuple(samples.shape)} do not match ground truth {tuple(gt.shape)}")
     gt_v = _np(space.expression_vertices(gt))
     template = _np(space.expression_vertices(torch.zeros_like(gt[:1]))[0])
-    apertures = []
+    apertures, motion_div = [], []
     for k in range(len(samples)):  # one sample's vertices [T, V, 3] at a time
         v = space.expression_vertices(samples[k])
         apertures.append(_np(space.lip_aperture(v)))
         if k == 0:
             first = _np(v)
+        motion_div += [float((v - space.expression_vertices(samples[j])).norm(dim=-1).mean()) for j in range(k)]
     aperture = np.stack(apertures)  # [K, T] metres
     out = {
         **vertex_metrics(first, gt_v, np.asarray(space.lip_indices), np.asarray(space.upper_face_indices),
@@ -116,6 +130,8 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
         "ba": beat_alignment(_np(space.head_pose(samples[0])), _np(space.head_pose(gt))),
         "div_expression_mm": math.nan,
         "div_head_pose_deg": math.nan,
+        "div_motion_mm": 1e3 * float(np.mean(motion_div)) if motion_div else math.nan,
+        "div_identity_mm": math.nan,
         "aperture_std_mm": 1e3 * float(aperture.std(axis=0).mean()),
         "aperture_mean_mm": 1e3 * float(aperture.mean()),
     }
@@ -125,6 +141,8 @@ def clip_metrics(space, samples: torch.Tensor, gt: torch.Tensor,
         div = sample_diversity(space, samples)
         out["div_expression_mm"] = 1e3 * div["expression"]
         out["div_head_pose_deg"] = math.degrees(div["head_pose"])
+        if identities is not None:
+            out["div_identity_mm"] = 1e3 * diversity(_np(identities).reshape(len(samples), -1, 3))
     return out
 
 
@@ -150,19 +168,19 @@ def _ci95(vals: np.ndarray) -> float:
     return float(1.96 * vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.nan
 
 
-def pool(clips: list[dict], runs: list[list[dict]] | None = None) -> dict[str, dict[str, float]]:
+def pool(clips: list[dict], runs: list[list[dict]] | None = None, keys=METRICS) -> dict[str, dict[str, float]]:
     """Pool per-clip figures (see :data:`POOLING`).
 
     Args:
-        clips: per-clip dicts holding the keys of :data:`METRICS` (with several runs: each
-            clip's mean over the runs).
+        clips: per-clip dicts holding the figures ``keys`` (default :data:`METRICS`; with several
+            runs: each clip's mean over the runs).
         runs: the per-clip dicts of each run, for the interval over runs (None: one run).
     Returns:
         ``{metric: {"mean", "ci95", "clips", "ci95_runs", "runs"}}`` (NaN mean when no clip
         defines the metric; NaN intervals from fewer than two clips or runs).
     """
     pooled = {}
-    for key in METRICS:
+    for key in keys:
         vals = np.asarray([c[key] for c in clips], dtype=np.float64)
         vals = vals[np.isfinite(vals)]
         per_run = [np.asarray([c[key] for c in run], np.float64) for run in runs or []]
@@ -246,20 +264,113 @@ def evaluate(recipe, data: str | os.PathLike, split: str = "test", max_clips: in
     features_dirs = [] if recipe.audio_encoder.is_trainable() else feature_dirs(root, recipe.audio_encoder.config(),
                                                                                  recipe.fps)
     per_run = [[] for _ in range(runs)]
+    joint = {"return_identity": True} if getattr(recipe, "generates_identity", False) else {}
     for rec in track(records, description=f"eval {split}", disable=not progress, transient=True):
         feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
         for r in range(runs):
             with torch.inference_mode():
                 style = recipe.encode_style(gt) if style_from_gt else None
                 samples = recipe.sample(feats, num_samples=num_samples, style=style, steps=steps,
-                                        generator=torch.Generator().manual_seed(seed + r))
+                                        generator=torch.Generator().manual_seed(seed + r), **joint)
+            samples, ids = samples if joint else (samples, None)
             per_run[r].append({"id": str(rec["id"]), "speaker": str(rec["speaker"]), "frames": len(gt),
                                **clip_metrics(recipe.space, samples.float(), gt.to(samples.device),
-                                              recipe.window_boundaries(len(gt)))})
+                                              recipe.window_boundaries(len(gt)), ids)})
     clips = _mean_over_runs(per_run)
     return {**_report_head(root, split, clips), "num_samples": num_samples, "seed": seed, "runs": runs,
             "steps": steps or recipe.default_sampling["steps"],
             "style": "ground_truth" if style_from_gt else "none", "pooled": pool(clips, per_run), "clips": clips}
+
+
+MULTIMODALITY: dict[str, tuple[str, str]] = {
+    "mult_id_mm": ("Mult id", "mm; neutral faces, per vertex"),
+    "mult_motion_mm": ("Mult motion", "mm; displacement of every vertex (zero head pose, no identity), per frame"),
+    "mult_pose_deg": ("Mult pose", "degrees; head pose (pitch, yaw, roll), per frame"),
+    "mult_mesh_mm": ("Mult mesh", "mm; posed vertices with the identity, per vertex and frame"),
+}
+"""DF-3DFace Table 3 figures (higher: more varied) → (label, unit). Each is
+:func:`facemotion.metrics.multimodality` of K samples of one clip (the mean distance between
+paired samples ``i`` and ``K/2 + i``, point by point: vertices, or one head pose per frame), pooled
+as :data:`POOLING` says."""
+
+REFERENCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("aud, id, pose", ("identity", "pose")), ("aud, pose", ("pose",)), ("aud, id", ("identity",)), ("aud", ()))
+"""Table 3's rows: the inputs (audio and the references given, the clip's own) and the references."""
+
+
+def evaluate_multimodality(recipe, data: str | os.PathLike, split: str = "test", max_clips: int | None = None,
+                           num_samples: int = 10, seed: int = 0, steps: int | None = None,
+                           progress: bool = True) -> dict:
+    """DF-3DFace Table 3 on one split: the multimodality (:data:`MULTIMODALITY`) of identity,
+    motion, pose and mesh across ``num_samples`` samples of each clip, with the clip's own
+    identity (``space.identity_from_arrays``, the template face when it has none) and head pose
+    given as references or not (:data:`REFERENCES`; a model that holds neither gets the ``aud``
+    row only). A given component should have zero multimodality, the rest vary.
+
+    Args:
+        recipe: a loaded recipe; one that generates identities (``generates_identity``) and holds
+            a head pose (``holds_pose``), e.g. DF-3DFace, gets every row.
+        data, split, max_clips, seed, steps, progress: as :func:`evaluate`.
+        num_samples: K per clip and row, even (the paper: 2 x 100).
+    Returns:
+        JSON-ready dict: :func:`evaluate`'s head, ``num_samples``, ``seed``, ``steps``, ``units``
+        and ``rows``: ``{inputs: {metric: {"mean", "ci95", "clips"}}}`` (identity figures are
+        NaN for a model that draws none).
+    Raises:
+        FacemotionError: ``num_samples`` odd or < 2, ``max_clips`` < 1. DataError, AudioError: as
+            :func:`evaluate`.
+    """
+    from rich.progress import track
+
+    if num_samples < 2 or num_samples % 2:
+        raise FacemotionError(f"multimodality needs an even number of samples (>= 2), got {num_samples}")
+    if max_clips is not None and max_clips < 1:
+        raise FacemotionError(f"max_clips must be >= 1, got {max_clips}")
+    root = Path(data)
+    records = _split_records(root, split, max_clips)
+    space = recipe.space
+    joint = bool(getattr(recipe, "generates_identity", False))
+    rows = [(name, refs) for name, refs in REFERENCES
+            if (joint or "identity" not in refs) and (getattr(recipe, "holds_pose", False) or "pose" not in refs)]
+    features_dirs = [] if recipe.audio_encoder.is_trainable() else feature_dirs(root, recipe.audio_encoder.config(),
+                                                                                 recipe.fps)
+    figures = {name: [] for name, _ in rows}
+    for rec in track(records, description=f"multimodality {split}", disable=not progress, transient=True):
+        feats, gt = _clip_inputs(recipe, root, rec, features_dirs)
+        own = space.identity_from_arrays(load_motion(root, rec)) if joint else None
+        own = np.zeros(recipe.shape_size, np.float32) if joint and own is None else own
+        for name, refs in rows:
+            given = {"identity": own} if "identity" in refs else {}
+            if "pose" in refs:
+                given["pose"] = space.head_pose(gt)
+            with torch.inference_mode():
+                out = recipe.sample(feats, num_samples=num_samples, steps=steps,
+                                    generator=torch.Generator().manual_seed(seed), **given,
+                                    **({"return_identity": True} if joint else {}))
+            motion, ids = out if joint else (out, None)
+            figures[name].append(_clip_multimodality(space, motion.float(), ids))
+    return {**_report_head(root, split, [{"speaker": r["speaker"]} for r in records]), "num_samples": num_samples,
+            "seed": seed, "steps": steps or recipe.default_sampling["steps"],
+            "units": {k: unit for k, (_, unit) in MULTIMODALITY.items()},
+            "rows": {name: pool(clips, keys=MULTIMODALITY) for name, clips in figures.items()}}
+
+
+@torch.no_grad()
+def _clip_multimodality(space, samples: torch.Tensor, identities: torch.Tensor | None) -> dict[str, float]:
+    """:data:`MULTIMODALITY` figures of K samples ``[K, T, D]`` (and their identities ``[K, S]``)
+    of one clip; the meshes are decoded one pair at a time."""
+    k = len(samples) // 2
+    shape = lambda i: None if identities is None else identities[i]  # noqa: E731
+    motion, mesh = [], []
+    for i in range(k):  # pair (i, k + i): multimodality of the pair alone is their point-wise distance
+        pair = samples[[i, k + i]]
+        motion.append(multimodality(_np(space.expression_vertices(pair)), 3))
+        mesh.append(multimodality(_np(torch.stack([space.decode(samples[j], shape(j))[0] for j in (i, k + i)])), 3))
+    out = {"mult_motion_mm": 1e3 * float(np.mean(motion)), "mult_mesh_mm": 1e3 * float(np.mean(mesh)),
+           "mult_pose_deg": math.degrees(multimodality(_np(space.head_pose(samples)), 3)), "mult_id_mm": math.nan}
+    if identities is not None:
+        out["mult_id_mm"] = 1e3 * multimodality(_np(identities).reshape(len(identities), -1, 3), 3)
+    return out
 
 
 def _split_records(root: Path, split: str, max_clips: int | None) -> list[dict]:
@@ -377,7 +488,22 @@ def markdown_table(reports: list[dict]) -> str:
               for r in reports]
     lines += [""] + [f"- {_title(r)}" for r in reports]
     lines += [""] + [f"- **{METRICS[k][0]}** (`{k}`): {METRICS[k][1]}" for k in keys]
-    return "\n".join(lines + ["", f"Pooling: {POOLING}.", ""])
+    lines += ["", f"Pooling: {POOLING}.", ""]
+    return "\n".join(lines + [multimodality_table(r) for r in reports if r.get("multimodality")])
+
+
+def multimodality_table(report: dict) -> str:
+    """DF-3DFace Table 3 of one model's report (``report["multimodality"]``, from
+    :func:`evaluate_multimodality`) as Markdown: one row per set of inputs, ``mean ± ci95``."""
+    mm = report["multimodality"]
+    lines = [f"Multimodality (DF-3DFace Table 3) of {report.get('model', 'model')} on {mm['data']}, split "
+             f"{mm['split']}: {mm['num_clips']} clips, {mm['num_samples']} samples/clip (pairs i, K/2 + i), "
+             f"seed {mm['seed']}, {mm['steps']} steps", "",
+             "| input | " + " | ".join(label for label, _ in MULTIMODALITY.values()) + " |",
+             "|---|" + "---:|" * len(MULTIMODALITY)]
+    lines += [f"| {name} | " + " | ".join(_cell(row[k]) for k in MULTIMODALITY) + " |" for name, row in mm["rows"].items()]
+    lines += [""] + [f"- **{label}** (`{k}`): {unit}" for k, (label, unit) in MULTIMODALITY.items()]
+    return "\n".join(lines + [""])
 
 
 def write_tables(reports: list[dict], prefix: str | os.PathLike) -> list[Path]:
@@ -427,7 +553,8 @@ def print_report(report: dict, console=None) -> None:
 def eval_command(args) -> int:
     """``facemotion eval``: evaluate each ``args.model`` (a shipped model's name, a checkpoint, or a
     folder of another system's ``.npy`` predictions: :func:`evaluate_predictions`) on ``args.data``
-    [``args.split``], ``args.runs`` times; print each pooled table, write the reports to
+    [``args.split``], ``args.runs`` times, and with ``args.multimodality`` K the DF-3DFace Table 3 of
+    each model (:func:`evaluate_multimodality`); print each pooled table, write the reports to
     ``args.json`` and the comparison tables to ``args.out`` (``.md``, ``.csv``, ``.json``) when given.
 
     Raises:
@@ -447,6 +574,10 @@ def eval_command(args) -> int:
                               args.style_from_gt, runs=args.runs)
         reports.append({"model": str(model), **report})
         print_report(reports[-1])
+        if args.multimodality and not Path(model).is_dir():
+            reports[-1]["multimodality"] = evaluate_multimodality(recipe, args.data, args.split, args.max_clips,
+                                                                  args.multimodality, args.seed, args.steps)
+            print(multimodality_table(reports[-1]))
     if args.json is not None:
         print(write_report(reports[0] if len(reports) == 1 else {"models": reports}, args.json))
     if args.out is not None:

@@ -344,7 +344,7 @@ def evaluate_real_speech(generate_fn: Callable[[Path], np.ndarray], items: Seque
 
     Args:
         generate_fn: audio path -> lip aperture ``[T]`` in metres per frame at ``fps`` (e.g. a
-            model's output through :func:`aperture_from_blendshapes`). It sees only the audio.
+            model's output through :func:`aperture_from_motion`). It sees only the audio.
         items: recordings with transcripts (:func:`load_realval`).
         fps: frame rate of the apertures.
         cache: alignment cache (default: :func:`default_cache_path`); saved on return.
@@ -365,6 +365,30 @@ def evaluate_real_speech(generate_fn: Callable[[Path], np.ndarray], items: Seque
     finally:
         cache.save()
     return LipSyncReport(results, skipped)
+
+
+def aperture_from_motion(space, motion, shape=None) -> np.ndarray:
+    """Lip aperture of a face-space motion on the space's own lip landmarks (any space: the
+    built-in rig's for blendshapes, a vertex space's ``lip_landmarks``; head pose does not change it).
+
+    Args:
+        space: a :class:`facemotion.face.space.FaceSpace`.
+        motion: ``[T, D]`` motion of that space (brought into its range by ``space.constrain``).
+        shape: the sequence's shape input (e.g. a vertex space's neutral-face offset ``[V, 3]``
+            metres, a generated identity), or None for the space's mean face.
+    Returns:
+        ``[T]`` distance between the upper and lower lip midpoints, metres (float64).
+    """
+    import torch
+
+    from facemotion.face.lips import lip_aperture
+
+    x = torch.as_tensor(space.constrain(np.asarray(motion, np.float32)))
+    landmarks = torch.as_tensor(space.lip_landmarks)
+    s = None if shape is None else torch.as_tensor(np.asarray(shape, np.float32))
+    with torch.no_grad():
+        v = space.expression_vertices(x.to(space.neck_pivot.device), indices=landmarks, shape=s)
+    return lip_aperture(v.double().cpu().numpy(), 0, 1)
 
 
 def aperture_from_blendshapes(blendshapes, rig=None) -> np.ndarray:

@@ -216,14 +216,17 @@ def diversity(samples) -> float:
                           for i, j in combinations(range(len(x)), 2)]))
 
 
-def multimodality(samples) -> float:
+def multimodality(samples, point_size: int | None = None) -> float:
     """Multimodality (Guo et al. 2020, Action2Motion; DF-3DFace Table 3): K samples generated for
     one input are split into two subsets of K/2 (first half, second half); the score is the mean
     L2 distance between paired samples ``i`` and ``K/2 + i``, each sample flattened whole
-    (all frames and trailing dimensions as one vector).
+    (all frames and trailing dimensions as one vector), or with ``point_size`` P the mean L2
+    distance between their points of P coordinates (e.g. P = 3: vertices, frame by frame), which
+    does not grow with the number of frames or vertices.
 
     Args:
-        samples: ``[K, T, ...]`` with K even and >= 2 (DF-3DFace: 2 x 100), any unit.
+        samples: ``[K, ...]`` with K even and >= 2 (DF-3DFace: 2 x 100), any unit.
+        point_size: None (whole samples) or P (the trailing size must divide by it).
     Returns:
         mean paired distance, in the unit of the samples.
     Raises:
@@ -232,7 +235,7 @@ def multimodality(samples) -> float:
     x = np.asarray(samples, dtype=np.float64)
     if x.shape[0] < 2 or x.shape[0] % 2:
         raise ValueError(f"multimodality needs an even number (>= 2) of samples, got {x.shape[0]}")
-    x = x.reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], -1, point_size or x[0].size)
     half = x.shape[0] // 2
     return float(np.linalg.norm(x[:half] - x[half:], axis=-1).mean())
 
