@@ -78,6 +78,18 @@ def _fit(recipe, feats, motion, ident):
                            "identity_mean": ident.mean(0), "identity_std": ident.std(0, correction=0)})
 
 
+def _adam(r, batch, params, count: int, lr: float):
+    """``count`` Adam steps at ``lr`` on ``params`` of the recipe's loss in its current phase;
+    returns the last (loss, terms)."""
+    opt = torch.optim.Adam(params, lr=lr)
+    for _ in range(count):
+        loss, terms = r.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss, terms
+
+
 def test_registered_and_shapes():
     assert RECIPES["df3dface"].endswith(":DF3DFace") and recipe_class("df3dface") is DF3DFace
     assert DENOISERS["transformer_encoder"] is JointEncoderDenoiser
@@ -102,15 +114,9 @@ def test_overfits_one_clip():
              "shape": ident.repeat(8, 1)}
     r.set_phase(0)
     assert r.phase == "sync"
-    opt = torch.optim.Adam(r.sync_expert.parameters(), lr=3e-3)
-    for _ in range(30):  # a briefly trained, then frozen, expert for L_sync
-        loss, _ = r.training_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _adam(r, batch, r.sync_expert.parameters(), 30, 3e-3)  # a briefly trained, then frozen, expert for L_sync
     assert r.set_phase(r.config.sync_steps) == "denoiser"
     assert not any(p.requires_grad for p in r.sync_expert.parameters())
-    opt = torch.optim.Adam(r.denoiser.parameters(), lr=3e-3)
 
     @torch.no_grad()
     def fixed_loss():
@@ -120,11 +126,7 @@ def test_overfits_one_clip():
 
     before, terms = fixed_loss()
     assert set(terms) == {"face", "lip", "pose", "sync"}
-    for _ in range(150):
-        loss, _ = r.training_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _adam(r, batch, r.denoiser.parameters(), 150, 3e-3)
     after, terms_after = fixed_loss()
     print(f"\ndf3dface overfit: loss {before:.4g} -> {after:.4g} (ratio {before / after:.1f}); "
           f"terms before {terms}, after {terms_after}")
@@ -137,14 +139,9 @@ def test_sync_expert_ranks_the_true_audio_window():
     held_feats, held_motion, held_ident = _clips(r, 4, 100, seed=3)
     _fit(r, feats, motion, ident)
     r.set_phase(0)
-    opt = torch.optim.Adam(r.sync_expert.parameters(), lr=2e-3)
     torch.manual_seed(0)
     batch = {"audio": feats, "motion": motion, "length": torch.full((12,), 100)}
-    for _ in range(300):
-        loss, terms = r.training_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    loss, terms = _adam(r, batch, r.sync_expert.parameters(), 300, 2e-3)
     r.eval()
     n = r.config.sync_window
     starts = list(range(0, 100 - n, 12))[:8]  # 8 windows per held-out clip, 32 candidates, none overlapping
@@ -381,13 +378,8 @@ def test_reference_control_keeps_the_lips_on_the_audio():
     feats, motion, ident = _clips(r, 8, 40, seed=9)
     _fit(r, feats, motion, ident)
     r.set_phase(r.config.sync_steps)
-    opt = torch.optim.Adam(r.denoiser.parameters(), lr=3e-3)
-    batch = {"audio": feats, "motion": motion, "length": torch.full((8,), 40), "shape": ident}
-    for _ in range(800):
-        loss, _ = r.training_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _adam(r, {"audio": feats, "motion": motion, "length": torch.full((8,), 40), "shape": ident},
+          r.denoiser.parameters(), 800, 3e-3)
     r.eval()
 
     def figures(given: bool) -> dict:
