@@ -79,7 +79,7 @@ def test_registered_and_shapes():
     assert (r.train_frames, r.train_padding, r.audio_frames, r.lookahead_frames) == (5, (1, 1), 5, 1)
     paper = FacePolicyConfig()
     assert (paper.horizon, paper.n_obs_steps, paper.n_action_steps, paper.lr, paper.optimizer) == (4, 2, 2, 1e-4, "adamw")
-    assert (paper.prediction_type, paper.scheduler, paper.obs_dim) == ("epsilon", "ddim", 512)
+    assert (paper.prediction_type, paper.scheduler, paper.obs_dim) == ("sample", "ddim", 512)  # §4.2
     cond = {"state": torch.randn(3, 2, d), "audio": torch.randn(3, 5, 8)}
     assert r.denoiser.encode_obs(cond).shape == (3, 64)             # 2 x obs_dim (paper: 1024)
     out = r.denoiser(torch.randn(3, 4, d), torch.tensor([0, 5, 99]), cond)

@@ -70,8 +70,12 @@ class FacePolicyConfig(DiffusionConfig):
     Encoders (§3.2.2, §4.2): ``obs_dim`` 512 each (1024 together), ``state_hidden``*,
     ``audio_hidden``*. U-Net (diffusion policy's): ``down_dims``* (256, 512: H = 4 halves once),
     ``step_embed_dim``* 128, ``kernel_size``* 3, ``n_groups``* 8.
-    Diffusion (§3.2.3): ε prediction (eq. 3–4), ``num_train_timesteps``* 100 and the cosine
-    schedule (diffusion policy's), DDIM with ``steps``* 10 (DP3's).
+    Diffusion (§3.2.3): ``prediction_type`` ``"sample"`` — the paper's implementation details
+    (§4.2: "sample prediction following [28]", DP3) over the ε of its eq. 3–4, which the trainer also
+    offers (``"epsilon"``); ε prediction on the cosine schedule divides the network's error by
+    √ᾱ ≈ 0 near t = N and, without diffusion policy's clipping to the [-1, 1] action range, its
+    actions explode — ``num_train_timesteps``* 100 and the cosine schedule (diffusion policy's),
+    DDIM with ``steps``* 10 (DP3's).
     Training (§4.2): AdamW at ``lr`` 1e-4 (``optimizer`` "adamw", ``weight_decay``* 1e-6 as diffusion
     policy); ``batch_size``* 256 items of H + 1 frames (the paper trains with batch 1 for 50 epochs).
     ``drift_control``*: ``"observe"`` or ``"none"`` (module doc); ``drift_leak``* λ ∈ [0, 1): at
@@ -94,7 +98,7 @@ class FacePolicyConfig(DiffusionConfig):
     kernel_size: int = 3
     n_groups: int = 8
     num_train_timesteps: int = 100
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"
     scheduler: str = "ddim"
     steps: int = 10
     lr: float = 1e-4
@@ -217,13 +221,15 @@ class FacePolicy(Recipe):
 
     # ------------------------------------------------------------------ training
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """ε-prediction loss (eq. 4) on sequence-sampler items.
+        """Denoising loss (eq. 4; with sample prediction the target is a_0 instead of ε) on
+        sequence-sampler items.
 
         Args:
             batch: ``motion [B, H + 1, D]`` face-space states x^s .. x^{s+H}, ``audio [B, H + 1, C]``
                 features of the same frames, ``length [B]`` real frames (all H + 1 with padding).
         Returns:
-            (MSE(ε, ε_θ(ᾱ_k a_0 + β̄_k ε, k, x, s)) over the real actions, ``{"eps": same}``).
+            (MSE(target, f_θ(ᾱ_k a_0 + β̄_k ε, k, x, s)) over the real actions, target a_0 or ε;
+            ``{"eps": same}``).
         Raises:
             ValueError: fewer than H + 1 frames.
         """
