@@ -10,8 +10,8 @@
 Prints closure rate on /p b m/, open-vowel/bilabial aperture ratio and the rate of open vowels
 with shut lips (definitions: facemotion.metrics.lipsync) for the realval recordings, the CMU
 ARCTIC example, and both pooled. The aperture is measured between the lip landmarks of the
-model's face space (any space: blendshapes, vertices), on the face it generates if it generates
-one (df3dface). ``--detection`` prints how many force-aligned /p b m/ the
+model's face space (any space: blendshapes, vertices) on its mean face (for a model that draws
+faces, df3dface, the motion alone: ``aperture_from_motion``). ``--detection`` prints how many force-aligned /p b m/ the
 phone searches (phone loop, word recognition, Whisper's transcript: the audio features' phone
 sources) find and, for the model, its closure rate on the /p b m/ that each combination of
 searches found. ``--ceiling`` scores the data engine's animator (``facemotion.synth.animate``,
@@ -164,11 +164,10 @@ def main(argv=None) -> int:
                 wave = load_audio(path)
                 features[path] = animator.audio_features(wave)
                 activity[path] = speech_activity(wave, len(features[path]), animator.fps)
-            motion, identity = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio,
-                                               return_identity=True)
+            motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio)
             if not args.no_gate:  # as `generate` does: the mouth rests where nobody speaks
                 motion = gate_motion(motion, activity[path], animator.recipe.space.names, fps=animator.fps)
-            return aperture_from_motion(animator.space, motion, identity)  # on the face it generated, if any
+            return aperture_from_motion(animator.space, motion)
 
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         reports = [_report(f"model {args.model} (seed {seed}, steps {args.steps or 'default'}, "

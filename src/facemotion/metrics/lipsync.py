@@ -367,15 +367,18 @@ def evaluate_real_speech(generate_fn: Callable[[Path], np.ndarray], items: Seque
     return LipSyncReport(results, skipped)
 
 
-def aperture_from_motion(space, motion, shape=None) -> np.ndarray:
-    """Lip aperture of a face-space motion on the space's own lip landmarks (any space: the
-    built-in rig's for blendshapes, a vertex space's ``lip_landmarks``; head pose does not change it).
+def aperture_from_motion(space, motion) -> np.ndarray:
+    """Lip aperture of a face-space motion on the space's own lip landmarks and mean face (any
+    space: the built-in rig's for blendshapes, a vertex space's ``lip_landmarks`` on its
+    template; head pose does not change it).
+
+    The mean face, not a generated identity: :data:`CLOSED_BELOW` is absolute, and faces differ
+    in their rest aperture (0.07 to 4.3 mm over the synthetic corpus's speakers), so the motion
+    is scored on the face the default model is scored on.
 
     Args:
         space: a :class:`facemotion.face.space.FaceSpace`.
         motion: ``[T, D]`` motion of that space (brought into its range by ``space.constrain``).
-        shape: the sequence's shape input (e.g. a vertex space's neutral-face offset ``[V, 3]``
-            metres, a generated identity), or None for the space's mean face.
     Returns:
         ``[T]`` distance between the upper and lower lip midpoints, metres (float64).
     """
@@ -385,9 +388,8 @@ def aperture_from_motion(space, motion, shape=None) -> np.ndarray:
 
     x = torch.as_tensor(space.constrain(np.asarray(motion, np.float32)))
     landmarks = torch.as_tensor(space.lip_landmarks)
-    s = None if shape is None else torch.as_tensor(np.asarray(shape, np.float32))
     with torch.no_grad():
-        v = space.expression_vertices(x.to(space.neck_pivot.device), indices=landmarks, shape=s)
+        v = space.expression_vertices(x.to(space.neck_pivot.device), indices=landmarks)
     return lip_aperture(v.double().cpu().numpy(), 0, 1)
 
 
