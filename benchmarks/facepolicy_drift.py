@@ -7,7 +7,8 @@ By default a tiny model of each kind is trained here, on the CPU, on synthetic c
 loudness drives the lower lip, the head sways; silence is the neutral face), so the figures compare
 the two settings on equal footing. With ``--model`` a trained model (e.g. the shipped
 ``facepolicy``) animates 60 s of real speech (the examples and ``realval``) followed by 10 s of
-digital silence, with its own drift control and with the drift leak λ added at generation.
+digital silence, with its own drift control, without the drift leak λ, with the model's λ and
+with ``--leak``.
 
     .venv/bin/python benchmarks/facepolicy_drift.py [--steps 400] [--seconds 60]
     .venv/bin/python benchmarks/facepolicy_drift.py --model facepolicy [--leak 0.05]
@@ -64,7 +65,7 @@ def trained(model: str, seconds: float, leak: float) -> None:
     wave = np.concatenate([speech(seconds), np.zeros(160000, np.float32)])
     feats = animator.audio_features(wave)
     tail = int(round(10 * fps))
-    for lam in (0.0, leak):
+    for lam in sorted({0.0, recipe.config.drift_leak, leak}):
         recipe.config.drift_leak = lam
         motion = torch.from_numpy(animator.sample(feats, 0))
         dist = neutral_distance_mm(animator.space, motion)
