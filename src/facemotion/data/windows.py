@@ -159,13 +159,16 @@ def _nbytes(clip: tuple) -> int:
 
 def clip_shape(space, data: dict[str, np.ndarray], source: str = "motion") -> np.ndarray | None:
     """A native clip's per-sequence shape input (``space.identity_from_arrays``) as float32, or
-    None when it has none.
+    None when it has none (or the space, e.g. a user's own ``module:Class`` space, does not take one).
 
     Raises:
         DataError: malformed shape arrays (the message starts with ``source``).
     """
+    reader = getattr(space, "identity_from_arrays", None)
+    if reader is None:
+        return None
     try:
-        shape = space.identity_from_arrays(data)
+        shape = reader(data)
     except (ValueError, KeyError) as exc:
         raise DataError(f"{source}: {exc}") from None
     return None if shape is None else np.ascontiguousarray(shape, np.float32)
