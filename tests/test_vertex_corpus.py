@@ -43,12 +43,14 @@ def test_vertex_corpus_decodes_each_clip_on_its_speakers_face(tmp_path):
     pool = speaker_pool(0)
     src, out = tmp_path / "synth", tmp_path / "vertex"
     _blendshape_corpus(src, [pool[0].id, pool[1].id])
-    assert write_vertex_corpus(src, out) == 2
+    written = write_vertex_corpus(src, out)
+    assert [r['id'] for r in written] == ['c0', 'c1']
     rig = load_head_rig()
     region = face_region(rig)
     space = VertexSpace(str(out / "template.npz"), head_pose=True)
     assert space.num_vertices == len(region["vertices"]) and len(space.faces) > space.num_vertices
     records = read_manifest(out)
+    assert records == written
     templates = []
     for rec, spk in zip(records, pool[:2]):
         arrays = load_motion(out, rec, space=space)

@@ -89,10 +89,10 @@ def _eval(args) -> int:
 
 
 def _convert(args) -> int:
-    if args.source == "synth":
+    if args.source == "synth":  # the data engine's own corpus (synth depends on data, not the reverse)
         from facemotion.synth.vertices import write_vertex_corpus
 
-        print(f"{write_vertex_corpus(args.src, args.out, overwrite=args.overwrite)} clips -> {args.out}")
+        print(f"{len(write_vertex_corpus(args.src, args.out, overwrite=args.overwrite))} clips -> {args.out}")
         return 0
     from facemotion.data.readers import convert
 
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--flame-model", type=Path, help=FLAME_MODEL_HELP)
     ev.set_defaults(func=_eval)
 
+    from facemotion.data.readers import READERS
+
     cv = sub.add_parser("convert", help="convert a dataset (VOCASET, BIWI, DiffPoseTalk LMDB, Live Link Face CSV) "
                                         "into the native format",
                         description="Read SRC (VOCASET or BIWI in the FaceFormer/CodeTalker layout: vertices_npy/, "
@@ -288,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "head's face region with each pseudo-speaker's face) clip by clip into a "
                                     "native dataset OUT.")
     cv.add_argument("--from", dest="source", required=True,
-                    choices=("vocaset", "biwi", "diffposetalk-lmdb", "livelink-csv", "synth"), help="source layout")
+                    choices=(*READERS, "synth"), help="source layout")
     cv.add_argument("src", type=Path, help="source folder (or one CSV)")
     cv.add_argument("-o", "--out", type=Path, required=True, help="native dataset folder to write")
     cv.add_argument("--stride", type=int, default=1,

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from facemotion.atomic import atomic_path
 from facemotion.data.native import MANIFEST, load_motion, read_manifest
-from facemotion.errors import DataError
+from facemotion.errors import DataError, OutputError
 from facemotion.face.rig import HeadRig, load_head_rig
 
 REGION_MOTION_M = 1e-3
@@ -71,7 +71,7 @@ def face_region(rig: HeadRig) -> dict[str, np.ndarray]:
             "upper_face": sub("upper_face")}
 
 
-def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> int:
+def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> list[dict]:
     """Decode a data-engine corpus onto the built-in head's face region with speaker identities.
 
     Resumable: clips whose ``.npz`` exists are kept; the manifest is written (atomically) last.
@@ -82,10 +82,10 @@ def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrit
         out: the vertex dataset folder to write (layout in the module doc).
         overwrite: replace an existing ``out`` manifest (clips already written are kept).
     Returns:
-        the number of clips.
+        the manifest records written.
     Raises:
-        DataError: ``src`` is not a data-engine corpus, a clip lacks blendshapes, or ``out`` holds
-            a manifest and ``overwrite`` is false.
+        DataError: ``src`` is not a data-engine corpus or a clip lacks blendshapes.
+        OutputError: ``out`` holds a manifest and ``overwrite`` is false.
     """
     from facemotion.synth.speaker import speaker_pool
 
@@ -94,8 +94,8 @@ def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrit
     if not settings.is_file():
         raise DataError(f"{settings}: missing (is {src} a corpus written by facemotion synth?)")
     if (out / MANIFEST).exists() and not overwrite:
-        raise DataError(f"{out / MANIFEST} exists (use --overwrite to replace it)")
-    records = read_manifest(src)
+        raise OutputError(f"{out / MANIFEST}: already there (use --overwrite to convert again)")
+    source_records = read_manifest(src)
     seed = int(json.loads(settings.read_text())["seed"])
     identity = {s.id: np.asarray(s.identity, np.float32) for s in speaker_pool(seed)}
     rig = load_head_rig()
@@ -111,8 +111,8 @@ def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrit
     link = out / "features"
     if not link.exists() and (src / "features").is_dir():
         link.symlink_to(os.path.relpath(src / "features", out))
-    lines = []
-    for rec in tqdm(records, desc="vertex corpus", unit="clip"):
+    records = []
+    for rec in tqdm(source_records, desc="vertex corpus", unit="clip"):
         if rec["speaker"] not in identity:
             raise DataError(f"{src / MANIFEST}: clip {rec['id']}: speaker {rec['speaker']} is not in the "
                             f"corpus' speaker pool (seed {seed})")
@@ -132,10 +132,10 @@ def write_vertex_corpus(src: str | os.PathLike, out: str | os.PathLike, overwrit
                              head_rotation=np.asarray(arrays["head_rotation"], np.float32),
                              fps=np.float32(rec["fps"]))
         audio = os.path.relpath(src / rec["audio"], out)
-        lines.append(json.dumps({**rec, "audio": audio, "identity": identity[rec["speaker"]].tolist()}))
+        records.append({**rec, "audio": audio, "identity": identity[rec["speaker"]].tolist()})
     with atomic_path(out / MANIFEST) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines))
-    return len(lines)
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
 
 
 __all__ = ["REGION_MOTION_M", "face_region", "write_vertex_corpus"]
