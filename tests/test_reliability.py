@@ -105,6 +105,31 @@ def test_killed_render_leaves_no_ffmpeg_and_no_growing_file(animation_npz, tmp_p
         assert sorted(listing(out)) == ["a.csv"]
 
 
+def test_a_signal_inside_a_c_call_still_exits_143_with_one_line(monkeypatch, capsys):
+    """ctypes wraps the handler's Interrupted in ctypes.ArgumentError when the signal lands while
+    it converts an argument (as during PyOpenGL calls in a render): still 143 and one line."""
+    import ctypes
+
+    from facemotion import cli
+
+    class SignalledArgument:
+        @classmethod
+        def from_param(cls, value):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)  # the handler runs here
+            return ctypes.c_int(value)
+
+    def render_that_is_killed(args):
+        abs_ = ctypes.CDLL(None).abs
+        abs_.argtypes = [SignalledArgument]
+        abs_(-1)
+        return 0
+
+    monkeypatch.setattr(cli, "_render", render_that_is_killed)
+    assert cli.main(["render", "in.npz", "-o", "out.mp4"]) == 143
+    assert capsys.readouterr().err.strip() == "facemotion: interrupted"
+
+
 def test_interrupted_synth_exits_130_with_one_line_and_leaves_no_process(tmp_path):
     out, log = tmp_path / "corpus", tmp_path / "stderr.txt"
     with open(log, "w") as err_file:       # a file, not a pipe: exit status and message only

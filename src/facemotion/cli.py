@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     show_warnings_as_one_line()
-    with stop_on_signals():
+    with stop_on_signals() as received:
         try:
             return int(args.func(args) or 0)
         except FacemotionError as exc:
@@ -340,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         except Interrupted as exc:
             print("facemotion: interrupted" + (f"; {exc.hint}" if exc.hint else ""), file=sys.stderr)
             return exc.exit_status
+        except Exception:
+            if received.signum is None:
+                raise
+            # the Interrupted was raised inside a C call and came out wrapped (ctypes.ArgumentError)
+            print("facemotion: interrupted", file=sys.stderr)
+            return 128 + received.signum
 
 
 if __name__ == "__main__":

@@ -53,26 +53,41 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+class Received:
+    """What :func:`stop_on_signals` saw: ``signum`` is the first signal received, or None.
+
+    An :class:`Interrupted` raised while the main thread is inside a C call can reach the caller
+    wrapped in another exception (ctypes turns it into ``ctypes.ArgumentError``, as PyOpenGL's
+    calls during a render do); ``signum`` tells such an exception apart from a real error.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
 @contextmanager
-def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[Received]:
     """While active, each of ``signums`` raises :class:`Interrupted` in the main thread; later
     ones are ignored while the first unwinds (a second Ctrl-C does not cut the clean-up short).
 
-    The previous handlers are restored on exit. Outside the main thread this does nothing
-    (Python delivers signals to the main thread only).
+    Yields a :class:`Received` that records the signal. The previous handlers are restored on
+    exit. Outside the main thread this does nothing (Python delivers signals to the main thread
+    only).
     """
+    received = Received()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum, frame):
         for s in signums:
             signal.signal(s, signal.SIG_IGN)
+        received.signum = int(signum)
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in signums}
     try:
-        yield
+        yield received
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
