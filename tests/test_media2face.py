@@ -168,3 +168,26 @@ def test_recipe_checkpoint_round_trip(vae, tmp_path):
     a = r.sample(feats, generator=torch.Generator().manual_seed(0))
     b = loaded.sample(feats, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, b)
+
+
+def test_bench_compares_overlapped_and_autoregressive_windows(vae, tmp_path, capsys):
+    """`facemotion bench --long-audio` switches a media2face model's windowing and prints the seam
+    ratio; a model with one way only refuses the switch."""
+    import argparse
+
+    from facemotion.api import bench_command
+    from facemotion.errors import DataError
+
+    path = _recipe(vae).eval().save_checkpoint(tmp_path / "m2f.pt")
+    seams = {}
+    for mode in ("overlapped", "autoregressive"):
+        capsys.readouterr()
+        assert bench_command(argparse.Namespace(model=str(path), durations="2", formats="npz", speech=None,
+                                                long_audio=mode)) == 0
+        line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("seam ratio")][0]
+        assert f"{mode} windows" in line
+        seams[mode] = float(line.split("expression ")[1].split(",")[0])
+    assert all(np.isfinite(v) and v > 0 for v in seams.values())
+    with pytest.raises(DataError, match="one way only"):
+        bench_command(argparse.Namespace(model="default", durations="1", formats="npz", speech=None,
+                                         long_audio="overlapped"))

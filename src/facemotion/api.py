@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import tempfile
@@ -620,11 +621,14 @@ def bench_command(args) -> int:
     sampling and export of ``args.formats`` (None: every format of :data:`BENCH_FORMATS` that
     the model's face space can express, e.g. npz and mp4 for a vertex space) is printed
     separately, with the settings, then the time of each block of the audio encoder on the
-    longest duration. One untimed run on the plain recording comes first (imports, caches).
+    longest duration, and, for a model that samples window by window, the seam ratio of that
+    motion (:func:`facemotion.metrics.motion.seam_ratios`; 1.0 is seamless). ``args.long_audio``
+    (None: the model's) picks overlapped or autoregressive windows for a model that has both.
+    One untimed run on the plain recording comes first (imports, caches).
 
     Raises:
-        AudioError: the speech file cannot be read. DataError: no model, or a format the model's
-            space cannot express.
+        AudioError: the speech file cannot be read. DataError: no model, a format the model's
+            space cannot express, or ``--long-audio`` for a model that has one way only.
     """
     import soundfile as sf
 
@@ -636,6 +640,12 @@ def bench_command(args) -> int:
     speech = Path(args.speech) if getattr(args, "speech", None) else EXAMPLE_SPEECH
     base = load_audio(speech)
     animator = load_animator(args.model)
+    long_audio = getattr(args, "long_audio", None)
+    if long_audio is not None:
+        recipe = animator.recipe
+        if "long_audio" not in recipe.default_sampling:
+            raise DataError(f"--long-audio: the {type(recipe).__name__} model covers long audio one way only")
+        recipe.config = dataclasses.replace(recipe.config, long_audio=long_audio)
     probe = animator.to_animation(np.zeros((1, animator.space.dim), np.float32))
     formats = _parse_formats(args.formats) if args.formats else \
         [f for f in BENCH_FORMATS if probe.provides("blendshapes") or f not in BLENDSHAPE_FORMATS]
@@ -651,9 +661,19 @@ def bench_command(args) -> int:
             wave = np.resize(base, int(seconds * SAMPLE_RATE))
             wav_path = Path(tmp) / f"bench_{seconds:g}s.wav"
             sf.write(wav_path, wave, SAMPLE_RATE)
-            times = _time_stages(animator, wave, wav_path, formats, Path(tmp))
+            *times, motion = _time_stages(animator, wave, wav_path, formats, Path(tmp))
             rtf = [t / seconds for t in times]
             print(f"{seconds:8.1f} " + " ".join(f"{r:9.3f}" for r in rtf) + f" {sum(rtf):9.3f}")
+    if hasattr(animator.recipe, "window_boundaries"):
+        import torch
+
+        from facemotion.metrics.motion import seam_ratios
+
+        r = seam_ratios(animator.space, torch.from_numpy(motion)[None],
+                        *animator.recipe.window_boundaries(len(motion)))
+        print(f"seam ratio ({durations[-1]:g} s, "
+              f"{animator.recipe.default_sampling.get('long_audio', 'autoregressive')} windows): "
+              f"expression {r['expression']:.2f}, head {r['head_pose']:.2f} (1.0 is seamless)")
     print(f"features by block ({durations[-1]:g} s of audio, real-time factor): "
           + ", ".join(f"{name} {t / durations[-1]:.3f}" for name, t in _time_blocks(animator, wave)))
     return 0
@@ -677,7 +697,8 @@ def _time_blocks(animator: Animator, wave: np.ndarray) -> list[tuple[str, float]
 
 
 def _time_stages(animator: Animator, wave: np.ndarray, wav_path: Path, formats: Sequence[str],
-                 outdir: Path) -> tuple[float, float, float]:
+                 outdir: Path) -> tuple[float, float, float, np.ndarray]:
+    """Wall seconds of features, sampling and export of ``wave``, and the motion ``[T, D]``."""
     t0 = time.perf_counter()
     features = animator.audio_features(wave)
     t1 = time.perf_counter()
@@ -685,4 +706,4 @@ def _time_stages(animator: Animator, wave: np.ndarray, wav_path: Path, formats: 
     t2 = time.perf_counter()
     animator.to_animation(motion, wav_path, 0).save(outdir, formats, stem=wav_path.stem)
     t3 = time.perf_counter()
-    return t1 - t0, t2 - t1, t3 - t2
+    return t1 - t0, t2 - t1, t3 - t2, motion

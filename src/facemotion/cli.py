@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "that the model's face space can express)")
     b.add_argument("--speech", type=Path,
                    help="recording to loop to each duration (default: the CMU ARCTIC example)")
+    b.add_argument("--long-audio", choices=("overlapped", "autoregressive"),
+                   help="how a model that has both ways (media2face) covers audio longer than a window: "
+                        "overlapped windows denoised in one batch, or windows one after another "
+                        "(default: the model's)")
     b.set_defaults(func=_bench)
 
     ev = sub.add_parser("eval", help="evaluate models on a dataset split (LVE, MVE, FDD, NLDD, MOD, BA, diversity)",
