@@ -332,7 +332,7 @@ def test_eval_bench_and_realval_aperture_of_a_vertex_model(tmp_path, capsys):
     import argparse
     import json
 
-    from facemotion.api import bench_command
+    from facemotion.bench import bench_command
     from facemotion.cli import main
     from facemotion.metrics.lipsync import aperture_from_motion
 

@@ -175,7 +175,7 @@ def test_bench_compares_overlapped_and_autoregressive_windows(vae, tmp_path, cap
     ratio; a model with one way only refuses the switch."""
     import argparse
 
-    from facemotion.api import bench_command
+    from facemotion.bench import bench_command
     from facemotion.errors import DataError
 
     path = _recipe(vae).eval().save_checkpoint(tmp_path / "m2f.pt")

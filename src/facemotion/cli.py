@@ -77,7 +77,7 @@ def _style(args) -> int:
 
 
 def _bench(args) -> int:
-    from facemotion.api import bench_command
+    from facemotion.bench import bench_command
 
     return bench_command(args)
 
