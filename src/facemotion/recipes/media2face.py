@@ -33,7 +33,7 @@ from facemotion.errors import FacemotionError
 from facemotion.face.latent import NUM_WEIGHTS, LatentSpace
 from facemotion.face.lips import lip_vertex_error
 from facemotion.models import build_denoiser
-from facemotion.recipes.base import DEFAULT_AUDIO, DiffusionConfig, Recipe, TrainConfig
+from facemotion.recipes.base import DiffusionConfig, Recipe, TrainConfig
 
 # Guidance branches of eq. 9: G(X_t, t), G(X_t, t, A), G(X_t, t, A, P) ("audio" drops the whole condition).
 BRANCHES = ({"audio", "prompt"}, {"prompt"}, set())
@@ -69,12 +69,13 @@ class Media2FaceVAEConfig(TrainConfig):
     latent term weighted ``w_latent`` and its weight term ``w_weights`` (weights are in [0, 1],
     geometry in mm), the weight term also on the encoder's latents (M′ then reads what the
     diffusion model generates). ``space``, ``fps`` and ``audio_encoder`` only serve the shared
-    trainer (the corpus's layout and its cached features).
+    trainer (the corpus's layout and its cached features): the VAE reads no audio, so the
+    encoder is the cheapest to cache, ``mel``.
     """
 
     space: str | dict = "blendshape"
     fps: float = 25.0
-    audio_encoder: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_AUDIO))
+    audio_encoder: dict = dataclasses.field(default_factory=lambda: {"name": "mel"})
     std_floor: float = 1e-2
     latent_dim: int = 64
     vae_vertices: int = 512
