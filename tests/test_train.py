@@ -38,6 +38,9 @@ def test_train_resumes_and_exports(tmp_path):
     assert {int(r["step"]) for r in val} >= {3, 7}
     sample = second.sample(torch.randn(33, second.audio_encoder.dim), generator=torch.Generator().manual_seed(0))
     assert sample.shape == (1, 33, 7) and torch.isfinite(sample).all()
+    train("diffposetalk", data, out, max_steps=3, config=TINY_CONFIG, resume=False, accelerator="cpu", devices=1)
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 3  # restarted, in last.ckpt
+    assert sorted(p.name for p in out.glob("*.ckpt")) == ["last.ckpt"]
 
 
 def test_feature_cache_is_resumable_and_kept_block_by_block(tmp_path):

@@ -137,7 +137,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
         out: run directory: ``last.ckpt`` (Lightning, resumable), ``logs/`` (CSV metrics),
             ``config.json``, ``model.pt`` (EMA weights, facemotion checkpoint).
         max_steps, batch_size: override the config's.
-        resume: continue from ``out/last.ckpt`` if it exists (the step count continues).
+        resume: continue from ``out/last.ckpt`` if it exists (the step count continues); False
+            starts afresh and the new run's checkpoints replace it.
         config: JSON file (or dict) overriding fields of the recipe's config dataclass.
         audio_model_dir: local wav2vec2/HuBERT directory for encoders that need one.
         asr_model_dir: CTranslate2 Whisper directory for encoders that use Whisper (default:
@@ -215,6 +216,8 @@ def train(recipe: str = "diffposetalk", data: str | os.PathLike = ".", out: str 
                         persistent_workers=cfg.num_workers > 0)
     val = fixed_windows(data, val_recs, feats, model.space, model.train_frames, cfg.val_clips)
     val_loader = DataLoader(val, batch_size=len(val) or 1, collate_fn=default_collate) if val else None
+    if fresh and last.exists():  # --no-resume: the new run's checkpoint replaces it (not last-v1.ckpt beside it)
+        last.unlink()
     ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=out, save_last=True, save_top_k=0, every_n_train_steps=cfg.ckpt_every)
     multi = devices not in ("auto", 1, "1") and str(devices) != "1"
     trainer = L.Trainer(max_steps=cfg.max_steps, accelerator=accelerator, devices=devices,
