@@ -191,3 +191,25 @@ def test_bench_compares_overlapped_and_autoregressive_windows(vae, tmp_path, cap
     with pytest.raises(DataError, match="one way only"):
         bench_command(argparse.Namespace(model="default", durations="1", formats="npz", speech=None,
                                          long_audio="overlapped"))
+
+
+def test_shipped_model_follows_text_prompts():
+    """The shipped model (`from_pretrained("media2face")`) on the CMU ARCTIC example: "an angry
+    person" frowns more (browDown*, noseSneer*) and smiles less (mouthSmile*) than "a happy
+    person", same seed (the corpus's prompts say "angry", never "happy": "cheerful", "smiling")."""
+    from pathlib import Path
+
+    from facemotion import Animator
+    from facemotion.audio.io import load_audio
+    from facemotion.face.arkit import ARKIT_BLENDSHAPES
+
+    if not (Path(__file__).parents[1] / "src" / "facemotion" / "pretrained" / "media2face.pt").is_file():
+        pytest.skip("no shipped media2face model")
+    animator = Animator.from_pretrained("media2face")
+    features = animator.audio_features(load_audio(Path(__file__).parents[1] / "examples" / "cmu_arctic_slt_a0009.wav"))
+    frown = [i for i, n in enumerate(ARKIT_BLENDSHAPES) if n.startswith(("browDown", "noseSneer"))]
+    smile = [i for i, n in enumerate(ARKIT_BLENDSHAPES) if n.startswith("mouthSmile")]
+    angry, happy = (animator.space.to_arrays(animator.sample(features, seed=0, prompt=p))["blendshapes"]
+                    for p in ("an angry person", "a happy person"))
+    assert angry[:, frown].mean() > happy[:, frown].mean() + 0.05
+    assert happy[:, smile].mean() > angry[:, smile].mean() + 0.05
