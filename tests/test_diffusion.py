@@ -7,8 +7,8 @@ from facemotion.errors import FacemotionError
 
 from facemotion.diffusion.guidance import guided_output
 from facemotion.diffusion.schedulers import add_noise, make_scheduler, predicted_x0, sample_loop
-from facemotion.diffusion.windows import (autoregressive_windows, overlapped_windows, receding_horizon,
-                                         window_boundaries, window_slice)
+from facemotion.diffusion.windows import (autoregressive_windows, fuse_windows, overlapped_windows,
+                                         receding_horizon, window_boundaries, window_slice)
 from facemotion.metrics.motion import seam_ratio
 
 BRANCHES = ({"audio", "style"}, {"style"}, set())
@@ -118,6 +118,23 @@ def test_overlapped_windows_batch_every_window_and_crossfade():
     assert calls == [[0, 80, 160]] and out.shape == (2, 250, 3)  # one batched call
     assert out[0, 79, 0] == 0 and out[0, 100, 0] == 1 and out[0, 249, 0] == 2
     assert (out[0, 80:100, 0].diff() > 0).all()
+
+
+def test_fused_windows_agree_on_overlaps_and_keep_the_rest():
+    windows = torch.randn(3, 2, 100, 4, generator=torch.Generator().manual_seed(0))
+    starts = [0, 80, 160]
+    fused = fuse_windows(windows, starts, 20)
+    assert fused.shape == windows.shape
+    torch.testing.assert_close(fused[0, :, 80:], fused[1, :, :20])  # one sequence where they overlap
+    torch.testing.assert_close(fused[1, :, 80:], fused[2, :, :20])
+    torch.testing.assert_close(fused[1, :, 20:80], windows[1, :, 20:80])  # frames only one window has
+    torch.testing.assert_close(fused[0, :, :80], windows[0, :, :80])
+    mid = fused[0, :, 90]  # frame 11 of the 20-frame linear cross-fade: 11/21 of the later window
+    torch.testing.assert_close(mid, windows[0, :, 90] * 10 / 21 + windows[1, :, 10] * 11 / 21)
+    # fused windows are a fixed point, and laying them end to end gives overlapped_windows' result
+    torch.testing.assert_close(fuse_windows(fused, starts, 20), fused)
+    torch.testing.assert_close(overlapped_windows(lambda s, w: fused, 260, 100, 20),
+                               overlapped_windows(lambda s, w: windows, 260, 100, 20))
 
 
 def test_receding_horizon_keeps_action_steps_and_passes_observations():

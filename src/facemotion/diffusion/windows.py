@@ -5,7 +5,7 @@
   ``overlap`` frames early and holds those frames (already generated) fixed by inpainting, so
   the hand-over happens inside one window instead of at its edge.
 * :func:`overlapped_windows` (Media2Face §4.3): every window at once, in one batch, overlapping
-  by ``overlap`` frames that are cross-faded.
+  by ``overlap`` frames that are cross-faded (:func:`fuse_windows` reconciles them at every step).
 * :func:`receding_horizon` (3DFacePolicy, after Chi et al.'s diffusion policy): predict a
   ``horizon`` of frames from the last ``n_obs_steps`` observed ones, keep ``n_action_steps`` of
   them, move on.
@@ -96,7 +96,9 @@ def overlapped_windows(sample_windows: Callable[[list[int], int], torch.Tensor],
     """Generate ``num_frames`` frames as overlapping windows sampled together (Media2Face §4.3).
 
     Windows start every ``window - overlap`` frames; all of them are sampled in one batch and
-    laid end to end, each overlap cross-faded linearly from the earlier window to the later.
+    laid end to end, each overlap cross-faded linearly from the earlier window to the later
+    (:func:`blend_windows`; a sampler that also applies :func:`fuse_windows` to its prediction at
+    every step makes the windows agree on their overlaps before the end).
 
     Args:
         sample_windows: ``sample_windows(starts, window) -> [N, B, window, D]``, the windows
@@ -109,8 +111,14 @@ def overlapped_windows(sample_windows: Callable[[list[int], int], torch.Tensor],
     """
     _check_overlap(overlap, window)
     starts = [0] + window_boundaries(num_frames, window, overlap)
-    windows = sample_windows(starts, window)
-    n, b, _, d = windows.shape
+    return blend_windows(sample_windows(starts, window), starts, overlap)[:, :num_frames]
+
+
+def blend_windows(windows: torch.Tensor, starts: list[int], overlap: int) -> torch.Tensor:
+    """Lay windows ``[N, B, W, D]`` starting at frames ``starts`` end to end, each overlap of
+    ``overlap`` frames cross-faded linearly from the earlier window to the later → ``[B,
+    starts[-1] + W, D]``."""
+    n, b, window, d = windows.shape
     total = starts[-1] + window
     acc = windows.new_zeros(b, total, d)
     weight = windows.new_zeros(1, total, 1)
@@ -123,7 +131,16 @@ def overlapped_windows(sample_windows: Callable[[list[int], int], torch.Tensor],
             r[window - overlap:] = torch.minimum(r[window - overlap:], fade.flip(0))
         acc[:, s:s + window] += windows[i] * r[None, :, None]
         weight[:, s:s + window] += r[None, :, None]
-    return (acc / weight)[:, :num_frames]
+    return acc / weight
+
+
+def fuse_windows(windows: torch.Tensor, starts: list[int], overlap: int) -> torch.Tensor:
+    """Windows ``[N, B, W, D]`` that agree on their overlaps: each window's frames replaced by
+    :func:`blend_windows` of all of them (as MultiDiffusion, Bar-Tal et al. 2023, reconciles
+    overlapping windows at every denoising step; applied to each step's x0 prediction, the
+    windows of an overlapped batch end identical where they overlap)."""
+    whole = blend_windows(windows, starts, overlap)
+    return torch.stack([whole[:, s:s + windows.shape[2]] for s in starts])
 
 
 def receding_horizon(sample_horizon: Callable[[int, torch.Tensor | None], torch.Tensor], num_frames: int,

@@ -27,7 +27,7 @@ import torch
 from facemotion import losses
 from facemotion.diffusion.guidance import guided_output
 from facemotion.diffusion.schedulers import add_noise, predicted_x0, sample_loop
-from facemotion.diffusion.windows import (autoregressive_windows, overlapped_windows, window_boundaries,
+from facemotion.diffusion.windows import (autoregressive_windows, fuse_windows, overlapped_windows, window_boundaries,
                                           window_slice)
 from facemotion.errors import FacemotionError
 from facemotion.face.latent import NUM_WEIGHTS, LatentSpace
@@ -386,7 +386,10 @@ class Media2Face(_OnePhase, Recipe):
             def denoise(x, t):
                 out = guided_output(self.denoiser, x.repeat(k, 1, 1), t.repeat(k), cond, BRANCHES,
                                     [w_audio, scale], incremental=False)
-                return (out.view(k, b, tw, d) * blend).sum(0)
+                x0 = (out.view(k, b, tw, d) * blend).sum(0)
+                if n > 1 and long_audio == "overlapped":  # the windows' x0 agree on their overlaps
+                    x0 = fuse_windows(x0.view(n, num_samples, tw, d), starts, overlap).reshape(b, tw, d)
+                return x0
             cdata = cmask = None
             if data is not None or known is not None:
                 cdata = torch.zeros(b, tw, d, device=dev) if data is None else \
