@@ -203,10 +203,11 @@ def test_shipped_model_follows_text_prompts():
     from facemotion.audio.io import load_audio
     from facemotion.face.arkit import ARKIT_BLENDSHAPES
 
-    if not (Path(__file__).parents[1] / "src" / "facemotion" / "pretrained" / "media2face.pt").is_file():
+    root = Path(__file__).parents[1]
+    if not (root / "src" / "facemotion" / "pretrained" / "media2face.pt").is_file():
         pytest.skip("no shipped media2face model")
     animator = Animator.from_pretrained("media2face")
-    features = animator.audio_features(load_audio(Path(__file__).parents[1] / "examples" / "cmu_arctic_slt_a0009.wav"))
+    features = animator.audio_features(load_audio(root / "examples" / "cmu_arctic_slt_a0009.wav"))
     frown = [i for i, n in enumerate(ARKIT_BLENDSHAPES) if n.startswith(("browDown", "noseSneer"))]
     smile = [i for i, n in enumerate(ARKIT_BLENDSHAPES) if n.startswith("mouthSmile")]
     angry, happy = (animator.space.to_arrays(animator.sample(features, seed=0, prompt=p))["blendshapes"]
