@@ -48,8 +48,9 @@ def _render(args) -> int:
 def _synth(args) -> int:
     from facemotion.synth import generate_corpus
 
+    spontaneous = {} if args.spontaneous is None else {"spontaneous": args.spontaneous}
     generate_corpus(out=args.out, hours=args.hours, workers=args.workers, seed=args.seed,
-                    fps=args.fps)
+                    fps=args.fps, **spontaneous)
     return 0
 
 
@@ -206,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU count)")
     s.add_argument("--seed", type=int, default=0, help="corpus seed (default: 0)")
     s.add_argument("--fps", type=float, default=25.0, help="motion frame rate (default: 25)")
+    s.add_argument("--spontaneous", type=float, default=None, metavar="FRACTION",
+                   help="fraction of clips spoken spontaneously: fillers (um, uh, mm, hm, mm-hm), "
+                        "hesitations, breaths, some whispered, creaky or falsetto "
+                        "(default: 0.3; 0 gives the corpus of the shipped models)")
     s.set_defaults(func=_synth)
 
     t = sub.add_parser("train", help="train a recipe on a native dataset (resumes from the last checkpoint)")

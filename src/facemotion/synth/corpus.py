@@ -1,8 +1,11 @@
 """The corpus generator behind ``facemotion synth``: clips → shards → a native dataset.
 
-Clip ``(shard, index)`` is a pure function of ``(seed, shard, index, fps)``: its own random
-streams pick the pseudo-speaker, text, emotion, augmentation (stream ``[seed, shard,
-index]`` and ``[..., 2]``) and the upper-face/head motion (``[..., 1]``). Consecutive runs of
+Clip ``(shard, index)`` is a pure function of ``(seed, shard, index, fps, spontaneous)``: its
+own random streams pick the pseudo-speaker, text, emotion, augmentation (stream ``[seed, shard,
+index]`` and ``[..., 2]``), the upper-face/head motion (``[..., 1]``) and whether and how it is
+spoken spontaneously (``[..., 3]``: fillers, hesitations, breaths, voice quality; see
+:mod:`facemotion.synth.spontaneous`), so a corpus made with ``spontaneous`` 0 holds exactly the
+clips it held before spontaneous speech existed. Consecutive runs of
 clips (whole shards of ``shard_size`` clips, shorter ones near the end) are made in parallel
 worker processes (which die with the run) and committed to ``manifest.jsonl`` strictly in
 (shard, index) order, each in one append after all its files are on disk, clip by clip until
@@ -39,6 +42,8 @@ from facemotion.face.arkit import ARKIT_BLENDSHAPES
 from facemotion.processes import process_pool
 from facemotion.synth.animate import EMOTIONS, animate
 from facemotion.synth.speaker import PseudoSpeaker, augment, change_voice, speaker_pool
+from facemotion.synth.spontaneous import VOICE_QUALITIES, VOICE_QUALITY_FRACTION, apply_voice_quality, \
+    speak_spontaneous
 from facemotion.synth.text import WORDS_PER_SECOND, sample_sentence
 from facemotion.synth.tts import synthesize
 
@@ -50,6 +55,9 @@ MEAN_CLIP_SECONDS = (MIN_SECONDS + MAX_SECONDS) / 2
 
 AUGMENT_FRACTION = 0.5
 """Fraction of clips whose stored audio is degraded by :func:`~facemotion.synth.speaker.augment`."""
+
+SPONTANEOUS_FRACTION = 0.3
+"""Default fraction of clips spoken spontaneously (``facemotion synth --spontaneous``)."""
 
 _EMOTION_P = np.array([0.28] + [0.12] * 6)
 _EMOTION_WORDS = {
@@ -78,27 +86,42 @@ def emotion_prompt(emotion: str, intensity: float, sex: str, rng: np.random.Gene
     return f"a {noun} who sounds {adverb}{adj}, {action}"
 
 
-def _speak(rng: np.random.Generator, speaker: PseudoSpeaker, rate: float):
-    """Text and TTS output of about 3–12 s (after the speed change), or ``None``."""
+def _speak(rng: np.random.Generator, speaker: PseudoSpeaker, rate: float,
+           spontaneous: np.random.Generator | None = None):
+    """Text, TTS output and spontaneous-speech summary (or ``None``) of about 3–12 s (after the
+    speed change), or ``None``; spoken spontaneously when a ``spontaneous`` generator is given."""
     target = rng.uniform(MIN_SECONDS, MAX_SECONDS)
     words = target * WORDS_PER_SECOND * rate * speaker.speed
     for _ in range(3):
         text = sample_sentence(rng, max(4, round(words)))
-        wave, phones = synthesize(speaker.voice, text, speaker.variant, rate, speaker.tts_pitch)
+        if spontaneous is None:
+            wave, phones = synthesize(speaker.voice, text, speaker.variant, rate, speaker.tts_pitch)
+            summary = None
+        else:
+            wave, phones, text, summary = speak_spontaneous(speaker.voice, speaker.variant, rate,
+                                                            speaker.tts_pitch, text, spontaneous)
         seconds = len(wave) / SAMPLE_RATE / speaker.speed
         if 2.5 <= seconds <= 13.0:
-            return text, wave, phones
+            return text, wave, phones, summary
         words *= target / seconds
     return None
 
 
-def make_clip(out: Path, seed: int, fps: float, shard: int, index: int) -> dict | str:
+def make_clip(out: Path, seed: int, fps: float, shard: int, index: int,
+              spontaneous: float = 0.0) -> dict | str:
     """Generate one clip's audio and motion files; return its manifest record.
+
+    Args:
+        spontaneous: probability that the clip is spoken spontaneously (fillers, hesitations,
+            breaths; then, with probability :data:`VOICE_QUALITY_FRACTION`, whispered, creaky
+            or falsetto). The motion follows the modal rendition's phones either way.
 
     Returns:
         The record (``id, speaker, split, fps, audio, motion, duration, text, emotion,
-        intensity, prompt, voice, engine, sex, augment, shard, index``), or a string giving
-        why the clip was skipped (TTS failure, unusable length).
+        intensity, prompt, voice, engine, sex, augment, spontaneous, shard, index``;
+        ``spontaneous`` is ``null`` or ``{"fillers": [...], "breaths": n, "hesitations": n,
+        "voice_quality": name or null}``), or a string giving why the clip was skipped (TTS
+        failure, unusable length).
     """
     rng = np.random.default_rng([seed, shard, index])
     pool = speaker_pool(seed)
@@ -106,13 +129,15 @@ def make_clip(out: Path, seed: int, fps: float, shard: int, index: int) -> dict 
     emotion = str(rng.choice(EMOTIONS, p=_EMOTION_P / _EMOTION_P.sum()))
     intensity = 0.0 if emotion == "neutral" else float(rng.uniform(0.2, 1.0))
     rate = speaker.rate * rng.uniform(0.95, 1.05)
+    spont_rng = np.random.default_rng([seed, shard, index, 3])
+    is_spontaneous = bool(spont_rng.random() < spontaneous)
     try:
-        spoken = _speak(rng, speaker, rate)
+        spoken = _speak(rng, speaker, rate, spont_rng if is_spontaneous else None)
     except FacemotionError as e:
         return f"tts: {e}"
     if spoken is None:
         return "length out of range"
-    text, wave, phones = spoken
+    text, wave, phones, spont = spoken
     wave = change_voice(wave, speaker.formant_ratio, speaker.pitch_median * rng.uniform(0.95, 1.05),
                         speaker.pitch_range, speaker.speed)
     duration = len(wave) / SAMPLE_RATE
@@ -120,6 +145,11 @@ def make_clip(out: Path, seed: int, fps: float, shard: int, index: int) -> dict 
     phones[-1] = (phones[-1][0], phones[-1][1], duration)
     blendshapes, head = animate(phones, wave, fps, np.random.default_rng([seed, shard, index, 1]),
                                 speaker.style, emotion, intensity)
+    if spont is not None:
+        spont["voice_quality"] = None
+        if spont_rng.random() < VOICE_QUALITY_FRACTION:
+            spont["voice_quality"] = str(spont_rng.choice(VOICE_QUALITIES))
+            wave = apply_voice_quality(wave, spont["voice_quality"], spont_rng)
     aug_rng = np.random.default_rng([seed, shard, index, 2])
     effects: list[str] = []
     if aug_rng.random() < AUGMENT_FRACTION:
@@ -141,26 +171,27 @@ def make_clip(out: Path, seed: int, fps: float, shard: int, index: int) -> dict 
         "duration": round(duration, 4), "text": text, "emotion": emotion, "intensity": round(intensity, 3),
         "prompt": emotion_prompt(emotion, intensity, speaker.sex, rng),
         "voice": speaker.voice_name, "engine": speaker.voice.engine, "sex": speaker.sex,
-        "augment": effects, "shard": shard, "index": index,
+        "augment": effects, "spontaneous": spont, "shard": shard, "index": index,
     }
 
 
-def make_clips(out: Path, seed: int, fps: float, shard: int, indices: range) -> tuple[list[dict], list[str]]:
+def make_clips(out: Path, seed: int, fps: float, shard: int, indices: range,
+               spontaneous: float = 0.0) -> tuple[list[dict], list[str]]:
     """Generate clips ``indices`` of one shard; return (records in index order, skip reasons).
     Does not touch the manifest."""
     records, skipped = [], []
     for index in indices:
-        res = make_clip(out, seed, fps, shard, index)
+        res = make_clip(out, seed, fps, shard, index, spontaneous)
         (records if isinstance(res, dict) else skipped).append(res)
     return records, skipped
 
 
-def _prepare(out: Path, seed: int, fps: float, shard_size: int) -> list[dict]:
+def _prepare(out: Path, seed: int, fps: float, shard_size: int, spontaneous: float) -> list[dict]:
     """Check/write settings, write the speaker pool, delete orphan files; return the manifest."""
-    settings = {"seed": seed, "fps": fps, "shard_size": shard_size}
+    settings = {"seed": seed, "fps": fps, "shard_size": shard_size, "spontaneous": spontaneous}
     cfg = out / "synth.json"
     if cfg.is_file():
-        old = json.loads(cfg.read_text())
+        old = {"spontaneous": 0.0} | json.loads(cfg.read_text())  # corpora from before the setting
         if old != settings:
             raise DataError(f"{cfg}: corpus was made with {old}, not {settings}; use another --out")
     else:
@@ -197,8 +228,10 @@ def _remove_files(out: Path, relative: list[str], keep: set[str] = frozenset()) 
 
 def summarize(out: str | os.PathLike) -> dict:
     """Figures of a synthetic corpus from its manifest: hours, clips, base voices, voice
-    variants, pseudo-speakers, emotions, per-split hours, engines."""
+    variants, pseudo-speakers, emotions, per-split hours, engines, spontaneous clips (and their
+    fillers and voice qualities)."""
     records = read_manifest(out)
+    spontaneous = [r["spontaneous"] for r in records if r.get("spontaneous")]
     hours = collections.Counter()
     for r in records:
         hours[r["split"]] += r["duration"] / 3600
@@ -211,11 +244,15 @@ def summarize(out: str | os.PathLike) -> dict:
         "emotions": dict(collections.Counter(r["emotion"] for r in records)),
         "split_hours": {k: round(v, 3) for k, v in hours.items()},
         "engines": dict(collections.Counter(r["engine"] for r in records)),
+        "spontaneous": len(spontaneous),
+        "fillers": dict(collections.Counter(f for s in spontaneous for f in s["fillers"])),
+        "voice_qualities": dict(collections.Counter(s["voice_quality"] for s in spontaneous if s["voice_quality"])),
     }
 
 
 def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = None, seed: int = 0,
-                    fps: float = 25.0, shard_size: int = 50, progress: bool = True) -> dict:
+                    fps: float = 25.0, shard_size: int = 50, progress: bool = True,
+                    spontaneous: float = SPONTANEOUS_FRACTION) -> dict:
     """Generate (or resume) a synthetic talking-face corpus of ``hours`` of speech.
 
     Args:
@@ -227,21 +264,24 @@ def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = 
         fps: motion frame rate, frames/s.
         shard_size: clips per shard folder ``clips/<shard>/``.
         progress: show a tqdm progress bar (seconds of audio) and print the summary.
+        spontaneous: fraction of clips spoken spontaneously (:func:`make_clip`), in [0, 1].
 
     Returns:
         :func:`summarize`'s dict plus ``skipped`` (clips skipped in this run) and
         ``skip_reasons``.
 
     Raises:
-        DataError: ``out`` holds a corpus made with another seed, fps or shard size, or
-            ``hours`` is not positive.
+        DataError: ``out`` holds a corpus made with another seed, fps, shard size or
+            spontaneous fraction, ``hours`` is not positive or ``spontaneous`` not in [0, 1].
         OutputError: ``out`` cannot be created or written, or another run is writing into it.
     """
     if hours <= 0:
         raise DataError(f"--hours must be positive, got {hours}")
+    if not 0.0 <= spontaneous <= 1.0:
+        raise DataError(f"--spontaneous must be in [0, 1], got {spontaneous}")
     workers = (os.cpu_count() or 1) if workers is None else workers
     with output_folder(out) as out:
-        skipped = _fill(out, hours * 3600.0, workers, seed, fps, shard_size, progress)
+        skipped = _fill(out, hours * 3600.0, workers, seed, fps, shard_size, progress, float(spontaneous))
     summary = summarize(out) | {"skipped": len(skipped),
                                 "skip_reasons": dict(collections.Counter(s.split(":")[0] for s in skipped))}
     if progress:
@@ -251,16 +291,18 @@ def generate_corpus(out: str | os.PathLike, hours: float, workers: int | None = 
               f"{summary['skip_reasons'] or ''}")
         print(f"  splits (h): {summary['split_hours']}  engines: {summary['engines']}")
         print(f"  emotions: {summary['emotions']}")
+        print(f"  spontaneous clips: {summary['spontaneous']}, fillers: {summary['fillers']}, "
+              f"voice qualities: {summary['voice_qualities']}")
     return summary
 
 
 def _fill(out: Path, target: float, workers: int, seed: int, fps: float, shard_size: int,
-          progress: bool) -> list[str]:
+          progress: bool, spontaneous: float) -> list[str]:
     """Make and commit clips until ``out``'s manifest holds ``target`` seconds; return the skip
     reasons of this run."""
     from tqdm import tqdm
 
-    records = _prepare(out, seed, fps, shard_size)
+    records = _prepare(out, seed, fps, shard_size, spontaneous)
     total = sum(r["duration"] for r in records)
     shard, index = max(((r["shard"], r["index"] + 1) for r in records), default=(0, 0))
     skipped: list[str] = []
@@ -293,7 +335,7 @@ def _fill(out: Path, target: float, workers: int, seed: int, fps: float, shard_s
 
     if workers <= 1:
         while total < target:
-            commit(make_clips(out, seed, fps, *next_job(total)))
+            commit(make_clips(out, seed, fps, *next_job(total), spontaneous))
     else:
         with process_pool(workers) as pool:
             pending: dict[Future, tuple[int, int]] = {}  # future -> (job number, clips)
@@ -304,7 +346,7 @@ def _fill(out: Path, target: float, workers: int, seed: int, fps: float, shard_s
                     + MEAN_CLIP_SECONDS * sum(n for _, n in pending.values())
                 while expected < target and len(pending) < workers + 1:
                     job = next_job(expected)
-                    pending[pool.submit(make_clips, out, seed, fps, *job)] = (submitted, len(job[1]))
+                    pending[pool.submit(make_clips, out, seed, fps, *job, spontaneous)] = (submitted, len(job[1]))
                     submitted += 1
                     expected += MEAN_CLIP_SECONDS * len(job[1])
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
