@@ -1,6 +1,7 @@
 """Lip-sync figures of the data engine's own animation, measured on the built-in head.
 
     .venv/bin/python benchmarks/synth_lipsync.py --clips 20 --seed 0
+    .venv/bin/python benchmarks/synth_lipsync.py --clips 20 --spontaneous 1   # fillers, hums, breaths
 
 Generates ``--clips`` clips exactly as ``facemotion synth`` does (TTS, voice change, the animator
 ``facemotion.synth.animate``) into a temporary directory and scores their ARKit weights on the
@@ -31,13 +32,15 @@ def main(argv=None) -> LipSyncReport:
     ap.add_argument("--clips", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fps", type=float, default=25.0)
+    ap.add_argument("--spontaneous", type=float, default=0.0,
+                    help="fraction of clips spoken spontaneously (as `facemotion synth --spontaneous`)")
     args = ap.parse_args(argv)
     items, skipped = [], []
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         with tqdm(total=args.clips, desc="clips", unit="clip") as bar:
             while len(items) < args.clips:
-                record = make_clip(Path(tmp), args.seed, args.fps, 0, index)
+                record = make_clip(Path(tmp), args.seed, args.fps, 0, index, args.spontaneous)
                 index += 1
                 if isinstance(record, str):
                     skipped.append(record)

@@ -45,6 +45,7 @@ VOICE_QUALITY_FRACTION = 0.3
 
 _EDGE_SILENCE = 0.05  # s of each piece's own leading/trailing silence kept
 _FADE = 0.015         # s of fade at the ends of a hum
+_MIN_HUM = 0.05       # s: the shortest M a hum is stretched from (else the voice's "um" is said)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +133,18 @@ def _voiced_part(wave: np.ndarray) -> np.ndarray:
     none is voiced: an engine's final ``M`` often runs on into the silence after it."""
     import parselmouth
 
-    f0 = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE).to_pitch(0.01)
-    voiced = [f0.xs()[k] for k, hz in enumerate(f0.selected_array["frequency"]) if hz > 0]
-    if not voiced:
+    if len(wave) < _MIN_HUM * SAMPLE_RATE:
         return wave
-    return wave[max(0, int((voiced[0] - 0.01) * SAMPLE_RATE)):int((voiced[-1] + 0.01) * SAMPLE_RATE)]
+    f0 = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE).to_pitch(0.01, _pitch_floor(wave), 600.0)
+    voiced = [f0.xs()[k] for k, hz in enumerate(f0.selected_array["frequency"]) if hz > 0]
+    a = max(0, int((voiced[0] - 0.01) * SAMPLE_RATE)) if voiced else 0
+    b = int((voiced[-1] + 0.01) * SAMPLE_RATE) if voiced else len(wave)
+    return wave[a:b] if b - a >= _MIN_HUM * SAMPLE_RATE else wave
+
+
+def _pitch_floor(wave: np.ndarray) -> float:
+    """Praat's pitch floor for a short sound: 75 Hz, or higher so that 3.2 periods fit."""
+    return max(75.0, 3.2 * SAMPLE_RATE / max(len(wave), 1))
 
 
 def _lengthen(wave: np.ndarray, seconds: float, pitch_factor: float = 1.0) -> np.ndarray:
@@ -147,7 +155,8 @@ def _lengthen(wave: np.ndarray, seconds: float, pitch_factor: float = 1.0) -> np
 
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     factor = float(np.clip(seconds * SAMPLE_RATE / max(len(wave), 1), 0.2, 10.0))
-    y = call(sound, "Lengthen (overlap-add)", 75, 600, factor)
+    floor = _pitch_floor(wave)
+    y = call(sound, "Lengthen (overlap-add)", floor, 600, factor)
     if pitch_factor != 1.0:
         median = call(y.to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz")
         if np.isfinite(median):
@@ -172,7 +181,7 @@ def speak_filler(filler: str, voice: Voice, variant: str | None, rate: float, pi
                  rng: np.random.Generator) -> tuple[np.ndarray, Phones]:
     """One filler in the clip's voice: ``um``/``uh`` by the TTS engine at 0.5–0.8 × the
     speaking rate (fillers are drawn out), the hums built from the ``M`` of the voice's ``um``
-    (module docstring).
+    (module docstring; the voice's ``um`` itself where that ``M`` is under 50 ms).
 
     Returns:
         ``(wave [N] float32 16 kHz, phones)`` covering the wave.
@@ -189,6 +198,8 @@ def speak_filler(filler: str, voice: Voice, variant: str | None, rate: float, pi
         return _trim(*synthesize(voice, text, variant, slow, pitch), keep=0.0)
     um_wave, um_phones = synthesize(voice, "um", variant, slow, pitch)
     m = _voiced_part(_segment(um_wave, um_phones, "M"))
+    if len(m) < _MIN_HUM * SAMPLE_RATE:  # too short to stretch: the voice's own "um"
+        return _trim(um_wave, um_phones, keep=0.0)
     level = float(np.sqrt(np.mean(m.astype(np.float64) ** 2)))
     parts: list[tuple[np.ndarray, str]] = []
     if filler == "mm":
