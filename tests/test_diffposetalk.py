@@ -150,3 +150,20 @@ def test_injected_parts_and_shape_condition():
     assert net.shape_in.weight.grad.abs().sum() > 0
     with pytest.raises(DataError, match="unknown"):
         DiffPoseTalk(config_from(DiffPoseTalkConfig, {**TINY_CONFIG, "denoiser": "unet"}))
+
+
+def test_block_dropout_zeroes_whole_blocks_per_sample():
+    encoders = [TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 3}]
+    cfg = {**TINY_CONFIG, "audio_encoder": {"name": "concat", "encoders": encoders}}
+    recipe = DiffPoseTalk(config_from(DiffPoseTalkConfig, {**cfg, "p_drop_blocks": [0.5, 0.0]}))
+    first = recipe.audio_encoder.encoders[0].dim
+    torch.manual_seed(0)
+    audio = torch.randn(400, 6, first + 3) + 5.0
+    out = recipe._drop_blocks(audio)
+    torch.testing.assert_close(out[..., first:], audio[..., first:])  # p = 0: kept
+    zeroed = (out[..., :first] == 0).flatten(1).all(1)
+    kept = (out[..., :first] == audio[..., :first]).flatten(1).all(1)
+    assert bool((zeroed | kept).all()) and 0.4 < zeroed.float().mean() < 0.6  # whole blocks, about half
+    assert DiffPoseTalk(config_from(DiffPoseTalkConfig, cfg))._drop_blocks(audio) is audio
+    with pytest.raises(FacemotionError, match="2 audio encoder blocks"):
+        DiffPoseTalk(config_from(DiffPoseTalkConfig, {**cfg, "p_drop_blocks": [0.5]}))

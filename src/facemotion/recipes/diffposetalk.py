@@ -9,7 +9,7 @@ eq. 6 and Appendix A.1 plus a lip-closure term.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,7 +38,11 @@ class DiffPoseTalkConfig(DiffusionConfig):
     Diffusion: N = 500, cosine schedule, x0 prediction.
     Training: condition dropout p(style → ∅) = 0.45, p(audio, style → ∅) = 0.1; random
     truncation with probability ``p_truncate``; ``style_steps`` NT-Xent steps first (τ = 0.1),
-    then the denoiser with the style encoder frozen.
+    then the denoiser with the style encoder frozen. ``p_drop_blocks`` (an addition): for a
+    ``concat`` audio encoder, the probability, per joined encoder, that a training sample's
+    features of that encoder are zeroed (after normalisation: their mean), so the model learns
+    to animate from each block alone (e.g. from Whisper's phones where pocketsphinx's searches
+    miss a /p b m/ that Whisper hears); empty = none.
     Loss weights: ``w_vert``, ``w_vel``, ``w_smooth`` as the paper's 2e6, 1e7, 1e5 (the rig,
     like FLAME, is in metres, so the paper's magnitudes carry over); head losses 0.05, 5,
     0.5, 0.5 (radians, Appendix A.1); ``w_lip`` (lip-vertex MSE) and ``w_closure``
@@ -65,6 +69,7 @@ class DiffPoseTalkConfig(DiffusionConfig):
     p_drop_style: float = 0.45
     p_drop_all: float = 0.1
     p_truncate: float = 0.1
+    p_drop_blocks: list = field(default_factory=list)
     style_steps: int = 300
     nt_xent_tau: float = 0.1
     loss_vertices: int = 256
@@ -113,6 +118,9 @@ class DiffPoseTalk(Recipe):
             n_layers=c.n_layers, n_heads=c.n_heads, ff_mult=c.ff_mult, dropout=c.dropout, n_prev=c.n_prev_motions,
             causal=c.causal, align=c.align_mask)
         self.style_encoder = StyleEncoder(d, c.style_dim, c.style_layers, c.style_heads, dropout=c.dropout)
+        if c.p_drop_blocks and len(c.p_drop_blocks) != len(self._block_dims()):
+            raise FacemotionError(f"p_drop_blocks has {len(c.p_drop_blocks)} probabilities for "
+                                  f"{len(self._block_dims())} audio encoder blocks")
         self.scheduler = scheduler if scheduler is not None else self._scheduler("ddpm")
         self.phase = "denoiser"
         num_vertices = int(self.space.expression_vertices(torch.zeros(1, d)).shape[-2])
@@ -294,7 +302,21 @@ class DiffPoseTalk(Recipe):
         audio, x, valid = self._prepare(batch)
         if self.phase == "style":
             return self._style_loss(x, valid)
-        return self._denoiser_loss(audio, x, valid, batch.get("shape"))
+        return self._denoiser_loss(self._drop_blocks(audio), x, valid, batch.get("shape"))
+
+    def _drop_blocks(self, audio: torch.Tensor) -> torch.Tensor:
+        """``audio [B, T, C]`` (normalised) with each joined encoder's block zeroed for a sample with
+        probability ``config.p_drop_blocks[i]`` (independently per sample and block)."""
+        p = self.config.p_drop_blocks
+        if not p:
+            return audio
+        keep = [(torch.rand(audio.shape[0], 1, 1, device=audio.device) >= pi).to(audio.dtype).expand(-1, -1, dim)
+                for pi, dim in zip(p, self._block_dims())]
+        return audio * torch.cat(keep, -1)
+
+    def _block_dims(self) -> list[int]:
+        """Feature sizes of the joined encoders (one block for an encoder that joins none)."""
+        return [e.dim for e in getattr(self.audio_encoder, "encoders", [self.audio_encoder])]
 
     def _style_loss(self, x, valid):
         """NT-Xent (eq. 9) between the two adjacent T_w halves of each sample."""
