@@ -143,11 +143,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-gate", action="store_true",
                    help="the model's motion as sampled, without the speech-activity gate that `generate` applies")
     p.add_argument("--cache", type=Path, help="segment cache JSON (default ~/.cache/facemotion)")
+    p.add_argument("--asr-model-dir", type=Path,
+                   help="CTranslate2 Whisper directory for the asr search, of the model and of --detection and "
+                        "--ceiling (default: the bundled tiny.en)")
     args = p.parse_args(argv)
 
     realval = load_realval(args.realval)
     example = SpeechItem(args.example, ARCTIC_TRANSCRIPT)
-    cache = SegmentCache(args.cache)
+    cache = SegmentCache(args.cache, args.asr_model_dir)
     if args.detection:
         _detection(realval + [example], cache)
     if args.baseline or (args.no_model and not (args.detection or args.ceiling)):
@@ -155,7 +158,7 @@ def main(argv=None) -> int:
                 viseme_baseline(args.fps, cache, search=args.baseline_search), realval, example, args.fps, cache)
     report, fps = None, args.fps
     if not args.no_model:
-        animator = load_animator(args.model)
+        animator = load_animator(args.model, asr_model_dir=args.asr_model_dir)
         fps = animator.fps
         features, activity = {}, {}
 

@@ -13,7 +13,11 @@ else ``/proc``). Printed per duration: audio seconds, wall seconds, real-time fa
 s of audio), CPU seconds of the process tree and CPU s per s of audio (steadier than wall time
 on a machine others share), the peak RSS of the process tree and of the main process alone, the
 peak PSS of the tree (shared pages split between the processes that share them), and the
-5-minute load average at the end (the machine's business during the run).
+5-minute load average at the end (the machine's business during the run). First, the same
+command on 2 s of speech measures the **start-up** (interpreter, imports of torch, diffusers,
+librosa and faster-whisper, model and Whisper loading, decoder set-up: what every run pays
+once); each row's ``RTF-su`` is its wall time less that start-up per second of audio, the cost
+of the generation itself.
 
 Target (issue 12): the 60 min real-time factor within 20 % of the 1 min one, peak tree RSS
 below 3 GB and independent of the length. Shared pages (forked workers, libraries) count once
@@ -197,12 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     sources = source_recordings(args.realval)
     print(f"speech: {len(sources)} recordings concatenated ({EXAMPLE.name} + {args.realval}); "
           f"formats: {args.formats}; model: {args.model}", flush=True)
-    header = (f"{'minutes':>8} {'audio s':>9} {'wall s':>9} {'RTF':>7} {'CPU s':>9} {'CPU RTF':>8} "
+    header = (f"{'minutes':>8} {'audio s':>9} {'wall s':>9} {'RTF':>7} {'RTF-su':>7} {'CPU s':>9} {'CPU RTF':>8} "
               f"{'peak tree RSS MB':>17} {'peak main RSS MB':>17} {'peak tree PSS MB':>17}  load")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        short = work / "startup_2s.wav"
+        build_speech(short, 2.0, sources)
+        with open(work / "startup_2s.log", "w") as log:
+            startup = run_generate(short, work / "out_startup", args.formats, args.model, args.interval, log)["wall_s"]
+        print(f"start-up (generate on 2 s of speech): {startup:.1f} s wall", flush=True)
         for m in minutes:
             wav = work / f"long_{m:g}min.wav"
             seconds = build_speech(wav, 60.0 * m, sources)
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 wav.unlink()
             status = "" if result["returncode"] == 0 else f"  (exit {result['returncode']}, see log)"
             row = (f"{m:8g} {seconds:9.1f} {result['wall_s']:9.1f} {result['wall_s'] / seconds:7.3f} "
+                   f"{(result['wall_s'] - startup) / seconds:7.3f} "
                    f"{result['cpu_s']:9.1f} {result['cpu_s'] / seconds:8.3f} "
                    f"{result['peak_tree_bytes'] / 2**20:17.0f} {result['peak_main_bytes'] / 2**20:17.0f} "
                    f"{result['peak_pss_bytes'] / 2**20:17.0f}  "

@@ -144,6 +144,26 @@ def test_evaluate_real_speech_caches_alignments(tmp_path, monkeypatch):
     assert cache_file.is_file()
 
 
+def test_segment_cache_keeps_each_whisper_model_apart(tmp_path, monkeypatch):
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    calls = []
+
+    def fake_decode(wave, search, asr_model_dir=None):
+        calls.append(asr_model_dir)
+        return [PhoneSegment("M", 0.0, 0.5 if asr_model_dir is None else 0.7)]
+
+    monkeypatch.setattr("facemotion.audio.phones.decode_phones", fake_decode)
+    cache_file = tmp_path / "segments.json"
+    other = tmp_path / "whisper-base"
+    for _ in range(2):
+        for model_dir, end in ((None, 0.5), (other, 0.7)):
+            cache = SegmentCache(cache_file, model_dir)
+            assert cache.segments(wav, None, "asr")[0].end == end
+            cache.save()
+    assert calls == [None, other.resolve()]  # decoded once per model, then read from the cache
+
+
 def test_load_realval_lists_items(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"")
     (tmp_path / "transcripts.json").write_text('{"x.wav": "[laughter] hello"}')

@@ -267,12 +267,14 @@ def default_cache_path() -> Path:
 class SegmentCache:
     """Phone segments of recordings, cached in a JSON file (they do not depend on the model).
 
-    Entries are keyed by the SHA-256 of the audio file's bytes, the decoding kind and the
-    transcript, so a changed recording or transcript is decoded afresh.
+    Entries are keyed by the SHA-256 of the audio file's bytes, the decoding kind (with the
+    Whisper model's directory for ``asr`` with ``asr_model_dir``) and the transcript, so a
+    changed recording or transcript is decoded afresh.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else default_cache_path()
+        self.asr_model_dir = None if asr_model_dir is None else Path(asr_model_dir).expanduser().resolve()
         try:
             self._data = json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -283,7 +285,8 @@ class SegmentCache:
         """Forced-alignment segments of ``audio``; without a ``transcript``, the segments of
         ``search``: ``"phone_loop"`` (:func:`~facemotion.audio.phones.phone_loop`), ``"words"``
         (:func:`~facemotion.audio.phones.recognize`) or ``"asr"``
-        (:func:`~facemotion.audio.phones.asr_phones`, the bundled Whisper model).
+        (:func:`~facemotion.audio.phones.asr_phones`, with the cache's ``asr_model_dir``, by
+        default the bundled Whisper model).
 
         Raises:
             AudioError: unreadable audio or failed alignment.
@@ -294,10 +297,14 @@ class SegmentCache:
         from facemotion.audio.phones import decode_phones, force_align
 
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
-        key = f"{digest}|{'align' if transcript is not None else search}|{transcript or ''}"
+        kind = "align" if transcript is not None else search
+        if kind == "asr" and self.asr_model_dir is not None:
+            kind = f"asr:{self.asr_model_dir}"
+        key = f"{digest}|{kind}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)
-            segs = decode_phones(wave, search) if transcript is None else force_align(wave, transcript, name=str(audio))
+            segs = decode_phones(wave, search, asr_model_dir=self.asr_model_dir) if transcript is None \
+                else force_align(wave, transcript, name=str(audio))
             self._data[key] = [[s.phone, s.start, s.end] for s in segs]
             self._dirty = True
         return [PhoneSegment(p, s, e) for p, s, e in self._data[key]]
