@@ -149,3 +149,15 @@ def test_cli_states_the_default_fraction(capsys):
     with pytest.raises(SystemExit):
         main(["synth", "--help"])
     assert f"default: {corpus.SPONTANEOUS_FRACTION}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_spontaneous_clip_does_not_depend_on_what_the_process_made_before(tmp_path):
+    import soundfile as sf
+
+    first = [corpus.make_clip(tmp_path / "a", seed=5, fps=25.0, shard=0, index=i, spontaneous=1.0) for i in (2, 3)]
+    again = [corpus.make_clip(tmp_path / "b", seed=5, fps=25.0, shard=0, index=i, spontaneous=1.0) for i in (3, 2)]
+    for rec_a, rec_b in zip(first, again[::-1]):
+        np.testing.assert_array_equal(sf.read(tmp_path / "a" / rec_a["audio"])[0],
+                                      sf.read(tmp_path / "b" / rec_b["audio"])[0])
+        np.testing.assert_array_equal(load_motion(tmp_path / "a", rec_a)["blendshapes"],
+                                      load_motion(tmp_path / "b", rec_b)["blendshapes"])

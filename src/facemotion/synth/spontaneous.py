@@ -147,12 +147,21 @@ def _pitch_floor(wave: np.ndarray) -> float:
     return max(75.0, 3.2 * SAMPLE_RATE / max(len(wave), 1))
 
 
-def _lengthen(wave: np.ndarray, seconds: float, pitch_factor: float = 1.0) -> np.ndarray:
+def _seed_praat(rng: np.random.Generator) -> None:
+    """Reseed Praat's own random generator (PSOLA draws from it) from ``rng``, so the output does
+    not depend on what the process synthesised before."""
+    from parselmouth.praat import run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(rng.integers(1, 2**31))})")
+
+
+def _lengthen(wave: np.ndarray, seconds: float, rng: np.random.Generator, pitch_factor: float = 1.0) -> np.ndarray:
     """``wave`` stretched to ``seconds`` by Praat's "Lengthen (overlap-add)" (PSOLA), its pitch
     scaled by ``pitch_factor`` ("Change gender"), with 15 ms fades at both ends."""
     import parselmouth
     from parselmouth.praat import call
 
+    _seed_praat(rng)
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     factor = float(np.clip(seconds * SAMPLE_RATE / max(len(wave), 1), 0.2, 10.0))
     floor = _pitch_floor(wave)
@@ -203,14 +212,14 @@ def speak_filler(filler: str, voice: Voice, variant: str | None, rate: float, pi
     level = float(np.sqrt(np.mean(m.astype(np.float64) ** 2)))
     parts: list[tuple[np.ndarray, str]] = []
     if filler == "mm":
-        parts.append((_lengthen(m, rng.uniform(0.3, 0.7)), "M"))
+        parts.append((_lengthen(m, rng.uniform(0.3, 0.7), rng), "M"))
     elif filler == "hm":
         parts += [(_aspiration(rng, rng.uniform(0.05, 0.09), 0.5 * level), "HH"),
-                  (_lengthen(m, rng.uniform(0.25, 0.5)), "M")]
+                  (_lengthen(m, rng.uniform(0.25, 0.5), rng), "M")]
     else:  # mm-hm: level, then a breath and a higher second hum
-        parts += [(_lengthen(m, rng.uniform(0.18, 0.3)), "M"),
+        parts += [(_lengthen(m, rng.uniform(0.18, 0.3), rng), "M"),
                   (_aspiration(rng, rng.uniform(0.05, 0.08), 0.5 * level), "HH"),
-                  (_lengthen(m, rng.uniform(0.25, 0.4), pitch_factor=rng.uniform(1.15, 1.35)), "M")]
+                  (_lengthen(m, rng.uniform(0.25, 0.4), rng, pitch_factor=rng.uniform(1.15, 1.35)), "M")]
     phones: Phones = []
     t = 0.0
     for wave, label in parts:
@@ -306,8 +315,9 @@ def apply_voice_quality(wave: np.ndarray, kind: str, rng: np.random.Generator) -
 
     * ``whisper``: no voicing: white noise through the clip's own LPC filter (Praat "To LPC
       (burg)", order 16, then "Filter"), rescaled to the original's 25 ms RMS envelope;
-    * ``creaky``: pitch moved to a 55–80 Hz median with its range squeezed to 0.3 (PSOLA,
-      Praat "Change gender") and an irregular (jittered) amplitude, as vocal fry;
+    * ``creaky``: pitch moved to a 45–70 Hz median (at most 0.7 × the clip's) with its range
+      squeezed to 0.3 (PSOLA, Praat "Change gender") and an irregular (jittered) amplitude, as
+      vocal fry;
     * ``falsetto``: pitch raised 1.7–2.1 × (at most 480 Hz) with its range narrowed, and
       breath noise (LPC-filtered, 12–18 dB below) mixed in.
 
@@ -329,6 +339,7 @@ def apply_voice_quality(wave: np.ndarray, kind: str, rng: np.random.Generator) -
         raise ValueError(f"unknown voice quality {kind!r}; expected one of {VOICE_QUALITIES}")
     x = wave.astype(np.float64)
     sound = parselmouth.Sound(x, SAMPLE_RATE)
+    _seed_praat(rng)
 
     def lpc_noise() -> np.ndarray:
         lpc = call(sound, "To LPC (burg)", 16, 0.025, 0.005, 50.0)
@@ -341,7 +352,8 @@ def apply_voice_quality(wave: np.ndarray, kind: str, rng: np.random.Generator) -
     if kind == "whisper" or not np.isfinite(median):
         y = lpc_noise()
     elif kind == "creaky":
-        y = call(sound, "Change gender", 75, 600, 1.0, rng.uniform(55, 80), 0.3, 1.0).values[0]
+        target = min(rng.uniform(45, 70), 0.7 * median)
+        y = call(sound, "Change gender", 75, 600, 1.0, target, 0.3, 1.0).values[0]
         y = np.pad(np.nan_to_num(y), (0, len(x)))[: len(x)]
         jitter = np.repeat(rng.uniform(0.55, 1.0, len(x) // 160 + 1), 160)[: len(x)]
         y = y * scipy.ndimage.uniform_filter1d(jitter, 32)
