@@ -64,10 +64,11 @@ class Piece:
 def plan_utterance(rng: np.random.Generator, text: str) -> list[Piece]:
     """Cut ``text`` into spoken chunks with fillers, hesitations and pauses between them.
 
-    A filler opens the utterance with probability 0.4; every comma and, with probability
-    0.12, every other word boundary after at least three words of a chunk becomes a break, which holds a pause (0.15–0.7 s; a breath
-    in 70 % of those ≥ 0.3 s), a filler (probability 0.5), or a repeated word (0.15). At
-    least one filler or hesitation is always present.
+    A filler opens the utterance with probability 0.4; every comma and, with probability 0.12,
+    every other word boundary after at least three words of a chunk becomes a break, which
+    holds a pause (0.15–0.7 s; a breath in 70 % of those ≥ 0.3 s) and then a filler
+    (probability 0.5) or a repeated word (0.15). An utterance that drew neither opens with a
+    filler, so at least one filler or hesitation is always present.
 
     Args:
         text: the sentence (``sample_sentence``), at least one word.
@@ -105,7 +106,7 @@ def plan_utterance(rng: np.random.Generator, text: str) -> list[Piece]:
         elif rng.random() < 0.3:
             pieces += [Piece("repeat", words[k + 1].rstrip(",.?!") + ","), pause(0.1, 0.3)]
             disfluent = True
-    if not disfluent:  # at least one filler: before the last chunk, or opening the utterance
+    if not disfluent:
         pieces = [filler(), pause(0.1, 0.4)] + pieces
     pieces.append(Piece("words", " ".join(chunk)))
     return pieces
