@@ -130,6 +130,14 @@ def speaker_pool(seed: int, n: int = 400) -> tuple[PseudoSpeaker, ...]:
     return tuple(_draw_speaker(rng, i, seed) for i in range(n))
 
 
+def seed_praat(seed: int) -> None:
+    """Reseed Praat's own random generator (PSOLA draws from it) with ``seed`` (an int ≥ 1), so a
+    clip does not depend on what the process synthesised before."""
+    from parselmouth.praat import run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+
+
 def change_voice(wave: np.ndarray, formant_ratio: float, pitch_median: float, pitch_range: float,
                  speed: float) -> np.ndarray:
     """Praat "Change gender" (PSOLA) with a formant shift, new pitch and speed perturbation.
@@ -147,10 +155,9 @@ def change_voice(wave: np.ndarray, formant_ratio: float, pitch_median: float, pi
         inputs always give the same output (Praat's random generator is reseeded).
     """
     parselmouth = require("parselmouth", "facemotion synth")
-    from parselmouth.praat import call, run
+    from parselmouth.praat import call
 
-    # PSOLA draws random numbers: seed Praat's generator so the clip is reproducible
-    run("random_initializeWithSeedUnsafelyButPredictably (1)")
+    seed_praat(1)
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     out = call(sound, "Change gender", 75, 600, formant_ratio, pitch_median, pitch_range, 1.0 / speed)
     y = out.values[0].astype(np.float32)

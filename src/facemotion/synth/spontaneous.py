@@ -32,6 +32,7 @@ import scipy.signal
 
 from facemotion.audio.io import SAMPLE_RATE
 from facemotion.errors import AudioError
+from facemotion.synth.speaker import seed_praat
 from facemotion.synth.tts import Phones, Voice, _merge, synthesize
 
 FILLERS = ("um", "uh", "mm", "hm", "mm-hm")
@@ -148,21 +149,13 @@ def _pitch_floor(wave: np.ndarray) -> float:
     return max(75.0, 3.2 * SAMPLE_RATE / max(len(wave), 1))
 
 
-def _seed_praat(rng: np.random.Generator) -> None:
-    """Reseed Praat's own random generator (PSOLA draws from it) from ``rng``, so the output does
-    not depend on what the process synthesised before."""
-    from parselmouth.praat import run
-
-    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(rng.integers(1, 2**31))})")
-
-
 def _lengthen(wave: np.ndarray, seconds: float, rng: np.random.Generator, pitch_factor: float = 1.0) -> np.ndarray:
     """``wave`` stretched to ``seconds`` by Praat's "Lengthen (overlap-add)" (PSOLA), its pitch
     scaled by ``pitch_factor`` ("Change gender"), with 15 ms fades at both ends."""
     import parselmouth
     from parselmouth.praat import call
 
-    _seed_praat(rng)
+    seed_praat(int(rng.integers(1, 2**31)))
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     factor = float(np.clip(seconds * SAMPLE_RATE / max(len(wave), 1), 0.2, 10.0))
     floor = _pitch_floor(wave)
@@ -340,7 +333,7 @@ def apply_voice_quality(wave: np.ndarray, kind: str, rng: np.random.Generator) -
         raise ValueError(f"unknown voice quality {kind!r}; expected one of {VOICE_QUALITIES}")
     x = wave.astype(np.float64)
     sound = parselmouth.Sound(x, SAMPLE_RATE)
-    _seed_praat(rng)
+    seed_praat(int(rng.integers(1, 2**31)))
 
     def lpc_noise() -> np.ndarray:
         lpc = call(sound, "To LPC (burg)", 16, 0.025, 0.005, 50.0)
