@@ -130,6 +130,9 @@ def main(argv=None) -> int:
                                     "all pooled, the audio features computed once (default: --seed)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     p.add_argument("--w-audio", type=float, help="audio guidance scale (default: the model's)")
+    p.add_argument("--lip-closure", type=float,
+                   help="threshold on Whisper's /p b m/ evidence where sampling shuts the lips (0: off; "
+                        "default: the model's)")
     p.add_argument("--fps", type=float, default=25.0,
                    help="frame rate of the baseline (and of the animator without a model)")
     p.add_argument("--baseline", action="store_true", help="also the viseme-rule baseline")
@@ -167,14 +170,15 @@ def main(argv=None) -> int:
                 wave = load_audio(path)
                 features[path] = animator.audio_features(wave)
                 activity[path] = speech_activity(wave, len(features[path]), animator.fps)
-            motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio)
+            motion = animator.sample(features[path], seed, args.steps, w_audio=args.w_audio,
+                                     lip_closure=args.lip_closure)
             if not args.no_gate:  # as `generate` does: the mouth rests where nobody speaks
                 motion = gate_motion(motion, activity[path], animator.recipe.space.names, fps=animator.fps)
             return aperture_from_motion(animator.space, motion)
 
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         reports = [_report(f"model {args.model} (seed {seed}, steps {args.steps or 'default'}, "
-                           f"w_audio {args.w_audio or 'default'})",
+                           f"w_audio {args.w_audio or 'default'}, lip_closure {args.lip_closure})",
                            functools.partial(generate, seed=seed), realval, example, animator.fps, cache)
                    for seed in seeds]
         report = LipSyncReport([i for r in reports for i in r.items], reports[0].skipped)

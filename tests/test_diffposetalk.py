@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     loaded = load_checkpoint(path)
     assert not loaded.training and loaded.fps == 25.0
     assert loaded.default_sampling == {"steps": 5, "w_audio": 1.15, "w_style": 2.5, "scheduler": "dpmsolver",
-                                       "overlap": 5, "crossfade": True}
+                                       "overlap": 5, "crossfade": True, "lip_closure": 0.0}
     feats = torch.randn(30, r.audio_encoder.dim)
     a = r.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))
     b = loaded.sample(feats, style=torch.ones(16), generator=torch.Generator().manual_seed(3))
@@ -109,11 +109,14 @@ def test_tiny_model_overfits_one_clip():
     assert overfit_ratio(r, batch, r.denoiser.parameters()) < 0.1
 
 
+def _with_audio(encoders: list, **overrides) -> DiffPoseTalk:
+    return DiffPoseTalk(config_from(DiffPoseTalkConfig, {
+        **TINY_CONFIG, **overrides, "audio_encoder": {"name": "concat", "encoders": encoders}})).eval()
+
+
 def test_init_from_extends_audio_channels_without_changing_outputs():
     small = _recipe().eval()
-    wide = DiffPoseTalk(config_from(DiffPoseTalkConfig, {
-        **TINY_CONFIG, "audio_encoder": {"name": "concat", "encoders": [
-            TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 3}]}})).eval()
+    wide = _with_audio([TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 3}])
     assert wide.init_from(small) == ["denoiser.audio_start", "denoiser.audio_in.weight"]
     x, audio = torch.randn(2, 20, 7), torch.randn(2, 24, small.audio_encoder.dim)
     extra = torch.randn(2, 24, 3)
@@ -122,7 +125,22 @@ def test_init_from_extends_audio_channels_without_changing_outputs():
     torch.testing.assert_close(wide.denoiser(x, t, {"audio": torch.cat([audio, extra], -1), "style": style}),
                                expected)
     with pytest.raises(DataError, match="does not fit"):
-        small.init_from(wide)
+        small.init_from(_with_audio([TINY_CONFIG["audio_encoder"]], d_model=TINY_CONFIG["d_model"] * 2))
+
+
+def test_init_from_drops_and_reorders_audio_blocks():
+    """A block the new config leaves out is dropped: the model computes what the old one did with
+    that block's features at zero; blocks in another order keep their weights."""
+    phones, mel = TINY_CONFIG["audio_encoder"], {"name": "mel", "n_mels": 3}
+    wide = _with_audio([mel, phones, {"name": "mel", "n_mels": 2}])
+    wide.denoiser.audio_in.weight.data.normal_()
+    narrow = _with_audio([phones, mel])
+    assert narrow.init_from(wide) == []
+    assert narrow.audio_channel_map(wide) == [*range(3, 3 + narrow.audio_encoder.dim - 3), 0, 1, 2]
+    x, t, style = torch.randn(2, 20, 7), torch.tensor([5, 300]), torch.randn(2, 16)
+    a, b = torch.randn(2, 24, 3), torch.randn(2, 24, narrow.audio_encoder.dim - 3)
+    expected = wide.denoiser(x, t, {"audio": torch.cat([a, b, torch.zeros(2, 24, 2)], -1), "style": style})
+    torch.testing.assert_close(narrow.denoiser(x, t, {"audio": torch.cat([b, a], -1), "style": style}), expected)
 
 
 def test_injected_parts_and_shape_condition():
@@ -167,3 +185,33 @@ def test_block_dropout_zeroes_whole_blocks_per_sample():
     assert DiffPoseTalk(config_from(DiffPoseTalkConfig, cfg))._drop_blocks(audio) is audio
     with pytest.raises(FacemotionError, match="2 audio encoder blocks"):
         DiffPoseTalk(config_from(DiffPoseTalkConfig, {**cfg, "p_drop_blocks": [0.5]}))
+
+
+def test_lip_closure_shuts_the_lips_where_whisper_phones_say_bilabial():
+    """Frames whose features carry /p b m/ evidence of Whisper's phones get the animator's closure
+    while sampling (jaw at most 0.08, mouthClose = jawOpen, no lip-parting shapes); without the
+    setting, or without Whisper's phones among the features, nothing is forced."""
+    from facemotion.audio.phones import PHONES, VISEMES
+    from facemotion.face.lips import CLOSURE_JAW
+
+    r = _recipe(space="blendshape", audio_encoder={"name": "concat", "encoders": [
+        {"name": "mel", "n_mels": 3}, {"name": "phonetic", "search": "asr"}]}).eval()
+    names = list(r.space.names)
+    jaw, close, funnel = names.index("jawOpen"), names.index("mouthClose"), names.index("mouthFunnel")
+    mean = torch.full((r.space.dim,), 0.3)
+    r.set_statistics({"motion_mean": mean, "motion_std": torch.full((r.space.dim,), 0.2)})
+    feats = torch.zeros(45, r.audio_encoder.dim)
+    feats[[12, 13, 30], 3 + len(PHONES) + VISEMES.index("bilabial")] = torch.tensor([0.9, 0.6, 0.3])
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    free = r.sample(feats, generator=gen(), steps=3)[0]
+    shut = r.sample(feats, generator=gen(), steps=3, lip_closure=0.5)[0]
+    for f in (12, 13):
+        assert shut[f, jaw] <= CLOSURE_JAW + 1e-5 and shut[f, funnel].abs() < 1e-5
+        assert shut[f, close] == pytest.approx(float(shut[f, jaw]), abs=1e-5)
+    assert (free[[12, 13], jaw] > CLOSURE_JAW).all()  # the untrained model opens the jaw ~0.3 there
+    assert shut[30, jaw] > CLOSURE_JAW  # evidence 0.3 is under the threshold
+    mel_only = _recipe(space="blendshape").eval()
+    with pytest.raises(FacemotionError, match="Whisper"):
+        mel_only.sample(torch.zeros(30, 8), lip_closure=0.5)
+    with pytest.raises(FacemotionError, match="ARKit"):
+        _recipe().sample(torch.zeros(30, 8), lip_closure=0.5)

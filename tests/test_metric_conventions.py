@@ -50,3 +50,29 @@ def test_multimodality_by_hand():
     assert multimodality(s, point_size=1) == pytest.approx((3.5 + 0.5) / 2)
     with pytest.raises(ValueError, match="even"):
         multimodality(s[:3])
+
+
+def test_closure_from_track_by_hand():
+    from facemotion.face.lips import closure_from_track
+
+    closure, hold = closure_from_track(np.array([0, 0, 0.6, 0.2, 0, 0, 0, 0.9, 0.0]), 25.0, 0.5)
+    assert hold.tolist() == [False, False, True, False, False, False, False, True, False]
+    # exp(-40 d), d the distance in seconds to the nearest held frame (frames 2 and 7, 40 ms apart)
+    d = np.array([2, 1, 0, 1, 2, 2, 1, 0, 1]) / 25.0
+    np.testing.assert_allclose(closure, np.exp(-40 * d))
+    assert not closure_from_track(np.zeros(4), 25.0, 0.5)[1].any()
+
+
+def test_close_lips_meets_the_lips_on_held_frames():
+    from facemotion.face.arkit import ARKIT_BLENDSHAPES
+    from facemotion.face.lips import CLOSURE_JAW, close_lips
+
+    names = list(ARKIT_BLENDSHAPES)
+    w = np.full((3, len(names)), 0.5)
+    close_lips(w, names, np.array([0.0, 0.5, 1.0]), np.array([False, False, True]))
+    jaw, close = names.index("jawOpen"), names.index("mouthClose")
+    np.testing.assert_allclose(w[0], 0.5)                                   # no closure: unchanged
+    assert w[1, jaw] == pytest.approx(0.5 * 0.5 + 0.5 * CLOSURE_JAW)         # eased half-way
+    assert w[2, jaw] == CLOSURE_JAW and w[2, close] == CLOSURE_JAW
+    assert w[2, names.index("mouthFunnel")] == 0 and w[2, names.index("mouthLowerDownLeft")] == 0
+    assert w[2, names.index("mouthPressLeft")] == 0.5                        # press at least 0.3

@@ -46,6 +46,21 @@ def test_asr_search_falls_back_to_word_recognition(wave, reference, monkeypatch)
     assert segments[-1].end == pytest.approx(len(wave) / SAMPLE_RATE)
 
 
+def test_transcript_stretches_cut_in_pauses_and_at_the_widest_gap():
+    seg = whisper.TranscriptSegment
+    transcript = [seg("a b c", 0.5, 2.0, (("a", 0.5, 1.0), ("b,", 1.05, 1.5), ("c.", 1.9, 2.0))),
+                  seg("d e f g", 2.1, 6.0, (("d", 2.1, 3.0), ("e", 3.2, 4.0), ("f", 4.02, 5.0), ("g", 5.1, 6.0)))]
+    # b→c is a pause (0.4 s); c..f would span 3.1 s > 3 s: cut at its widest gap (d→e, 0.2 s)
+    assert phones.transcript_stretches(transcript, 7.0, max_s=3.0) == [
+        ("a b,", 0.0, 1.7), ("c. d", 1.7, 3.1), ("e f g", 3.1, 7.0)]
+    assert phones.transcript_stretches([], 7.0) == []
+
+
+def test_asr_search_threads_give_the_same_phones(wave):
+    long = np.tile(np.concatenate([wave, np.zeros(SAMPLE_RATE // 2, np.float32)]), 4)
+    assert phones.asr_phones(long, workers=2) == phones.asr_phones(long)
+
+
 def test_acronyms_are_spelt():
     assert phones._spell_acronyms("MFA is like NASA") == "M F A is like NASA"
 

@@ -117,7 +117,7 @@ class Animator:
 
     def sample(self, features, seed, steps: int | None = None, style=None,
                w_audio: float | None = None, w_style: float | None = None, identity=None, pose=None,
-               return_identity: bool = False, prompt=None, keyframes=None):
+               return_identity: bool = False, prompt=None, keyframes=None, lip_closure: float | None = None):
         """Motions for features ``[T, C]`` in one batched pass, each fully determined by its seed.
 
         Args:
@@ -129,14 +129,16 @@ class Animator:
             identity: the shape input held by a model that generates identities (DF-3DFace), or
                 None; pose: head pose ``[T, 3]`` radians held by a model that can (DF-3DFace).
             return_identity: also return the identities a model generates (None for other models).
-            prompt, keyframes: see :meth:`generate`.
+            prompt, keyframes, lip_closure: see :meth:`generate`.
         Returns:
             numpy float32 ``[T, D]`` (int seed) or ``[S, T, D]`` (seeds), face-space motion; with
             ``return_identity`` a pair (motion, identities ``[S, I]`` or ``[I]``, or None).
         Raises:
-            FacemotionError: a pose for a model that cannot hold one, or a prompt or keyframes for
-                a model that takes none.
+            FacemotionError: a pose for a model that cannot hold one, a prompt or keyframes for
+                a model that takes none, or ``lip_closure`` for a model without it.
         """
+        import inspect
+
         import torch
 
         seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
@@ -151,6 +153,10 @@ class Animator:
         if joint:
             refs.update(identity=identity, return_identity=True)
         refs.update(self._prompt_refs(prompt, keyframes))
+        if lip_closure is not None:
+            if "lip_closure" not in inspect.signature(self.recipe.sample).parameters:
+                raise FacemotionError(f"the {type(self.recipe).__name__} model has no lip closure setting")
+            refs["lip_closure"] = float(lip_closure)
         with torch.inference_mode():
             motion = self.recipe.sample(features, num_samples=len(seeds), style=style, steps=steps,
                                         w_audio=w_audio, w_style=w_style,
@@ -175,7 +181,8 @@ class Animator:
     def generate(self, audio: str | Path | np.ndarray, seed: int | None = None,
                  num_samples: int = 1, steps: int | None = None, style=None,
                  w_audio: float | None = None, w_style: float | None = None,
-                 identity=None, pose=None, prompt=None, keyframes=None) -> list[Animation]:
+                 identity=None, pose=None, prompt=None, keyframes=None,
+                 lip_closure: float | None = None) -> list[Animation]:
         """Animate speech: ``num_samples`` animations drawn in one batched pass.
 
         Sample ``i`` is drawn with its own generator seeded ``seed + i``, so any sample of a run
@@ -204,6 +211,9 @@ class Animator:
                 ``[(start_s, end_s, text)]`` (blended per frame) or an embedding ``[P]``.
             keyframes: such a model's keyframes to hold: a JSON file, its parsed list, or
                 :class:`facemotion.face.keyframes.Keyframe` s (:mod:`facemotion.face.keyframes`).
+            lip_closure: a DiffPoseTalk model's threshold on Whisper's /p b m/ above which the
+                lips are shut while sampling (0: none; default the model's; see
+                :meth:`facemotion.recipes.diffposetalk.DiffPoseTalk.sample`).
         Returns:
             a list of ``num_samples`` :class:`Animation` s (``motion [T, D]`` in the model's
             space, ``fps``, ``audio``, ``seed``, ``identity``; ``blendshapes [T, 52]`` and
@@ -220,10 +230,10 @@ class Animator:
             path = Path(audio)
             audio = load_audio(path)
         return self._generate(audio, path, seed, num_samples, steps, style, w_audio, w_style, identity, pose,
-                              prompt, keyframes)
+                              prompt, keyframes, lip_closure)
 
     def _generate(self, wave, path, seed, num_samples, steps, style, w_audio, w_style,
-                  identity=None, pose=None, prompt=None, keyframes=None) -> list[Animation]:
+                  identity=None, pose=None, prompt=None, keyframes=None, lip_closure=None) -> list[Animation]:
         from facemotion.audio.vad import detect_speech
         from facemotion.face.arkit import HEAD_POSE_NAMES
         from facemotion.face.gate import gate_motion
@@ -241,7 +251,8 @@ class Animator:
             pose = np.asarray(pose, np.float32).reshape(-1, 3)
             pose = pose[np.minimum(np.arange(len(features)), len(pose) - 1)]
         motions, ids = self.sample(features, seeds, steps, style, w_audio, w_style, identity, pose,
-                                   return_identity=True, prompt=prompt, keyframes=keyframes)
+                                   return_identity=True, prompt=prompt, keyframes=keyframes,
+                                   lip_closure=lip_closure)
         head = [i for i, n in enumerate(self.space.names) if n in HEAD_POSE_NAMES]
         out = []
         for i, (s, motion) in enumerate(zip(seeds, motions)):
@@ -569,7 +580,7 @@ def generate_command(args) -> int:
             pose = load_pose(args.pose_from, animator.fps)
         results = animator._generate(wave, Path(args.speech), seed, args.num_samples, args.steps,
                                      style, args.w_audio, args.w_style, identity, pose, prompt,
-                                     getattr(args, "keyframes", None))
+                                     getattr(args, "keyframes", None), getattr(args, "lip_closure", None))
         for stem, anim in zip(stems, results):
             for path in anim.save(args.out, formats, stem=stem, with_vertices=args.with_vertices).values():
                 print(path)

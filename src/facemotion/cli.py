@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--w-audio", type=float, help="audio guidance scale w_a (DiffPoseTalk eq. 10)")
     g.add_argument("--w-style", type=float, help="style guidance scale w_s (DiffPoseTalk eq. 10; "
                                                  "media2face: the prompt scale s_P of eq. 9)")
+    g.add_argument("--lip-closure", type=float, metavar="THRESHOLD",
+                   help="shut the lips where Whisper's phones give /p b m/ at least this evidence "
+                        "(0 to 1; 0: off; default: the model's; diffposetalk models with Whisper's phones)")
     g.add_argument("--formats", default=None,
                    help="comma-separated output formats out of " + ",".join(EXPORT_FORMATS)
                    + " (default: npz,glb,csv,usd,mp4; npz,mp4 for a model whose face space has no blendshapes)")

@@ -193,3 +193,38 @@ def popen(command: Sequence[str], **kwargs) -> subprocess.Popen:
             os._exit(1)  # the parent died before the request took effect
 
     return subprocess.Popen(list(command), preexec_fn=before_exec, **kwargs)
+
+
+def map_in_threads(fn: Callable, jobs: list, workers: int) -> list:
+    """``[fn(job) for job in jobs]`` on up to ``workers`` daemon threads, for work that releases
+    the GIL (pocketsphinx, CTranslate2, numpy); ``workers <= 1`` or one job: in the calling
+    thread. The first error (or an :class:`~facemotion.processes.Interrupted`
+    in this thread) is raised at once; threads still decoding are left to finish on their own and
+    do not delay the exit of the process (daemon threads)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(job) for job in jobs]
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    todo = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def run() -> None:
+        while not errors:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(jobs[i])
+            except BaseException as error:  # noqa: BLE001 - raised in the calling thread
+                errors.append(error)
+
+    threads = [threading.Thread(target=run, name=f"facemotion-worker-{k}", daemon=True)
+               for k in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -20,6 +20,7 @@ import numpy as np
 
 from facemotion.audio.io import SAMPLE_RATE
 from facemotion.errors import AudioError
+from facemotion.processes import map_in_threads
 
 PHONES: tuple[str, ...] = (
     "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G",
@@ -103,8 +104,7 @@ def _phone_loop_decoder():
                    lw=2.0, pip=0.3, beam=1e-15, pbeam=1e-15, loglevel="FATAL")
 
 
-@functools.lru_cache(maxsize=1)
-def _align_decoder():
+def _new_align_decoder():
     from pocketsphinx import Decoder
 
     return Decoder(lm=None, bestpath=False, loglevel="FATAL")
@@ -114,23 +114,30 @@ VOCABULARY_SIZE = 10000
 """Words known to :func:`recognize`: the most frequent English words (``wordfreq``) that cmudict has."""
 
 
-_FREE_WORD_DECODERS: dict[int, list] = {}
+_FREE_DECODERS: dict[tuple, list] = {}
 _FREE_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _borrowed_word_decoder(vocabulary: int):
-    """A word decoder used by one thread at a time: taken from the free ones kept for the
-    process, or built (~110 MB each, about as many as threads ever decode at once), and given
-    back afterwards (not after an error: its state is unknown)."""
+def _borrowed_decoder(kind: str, vocabulary: int = 0):
+    """A pocketsphinx decoder used by one thread at a time: taken from the free ones of its kind
+    kept for the process, or built (``"words"``: :func:`recognize`'s, ~110 MB, ``vocabulary``
+    words; ``"align"``: cmudict for :func:`force_align`), about as many as threads ever decode at
+    once, and given back afterwards, also after an :class:`AudioError` (a transcript that does not
+    align: the next search resets the decoder) but not after another error (its state is unknown)."""
+    key = (kind, int(vocabulary))
     with _FREE_LOCK:
-        free = _FREE_WORD_DECODERS.setdefault(int(vocabulary), [])
-        decoder = free.pop() if free else None
+        decoder = (_FREE_DECODERS.setdefault(key, []) or [None]).pop()
     if decoder is None:
-        decoder = _new_word_decoder(int(vocabulary))
-    yield decoder
+        decoder = _new_word_decoder(int(vocabulary)) if kind == "words" else _new_align_decoder()
+    try:
+        yield decoder
+    except AudioError:
+        with _FREE_LOCK:
+            _FREE_DECODERS[key].append(decoder)
+        raise
     with _FREE_LOCK:
-        _FREE_WORD_DECODERS[int(vocabulary)].append(decoder)
+        _FREE_DECODERS[key].append(decoder)
 
 
 @functools.lru_cache(maxsize=2)
@@ -258,7 +265,7 @@ def _aligned_phones(decoder, data: bytes, offset: float = 0.0) -> list[PhoneSegm
 def _recognize_utterance(args: tuple[np.ndarray, float, int]) -> list[PhoneSegment]:
     """Word recognition and phone alignment of one utterance (int16 ``pcm``, ``offset`` s), on a
     decoder borrowed for this thread."""
-    with _borrowed_word_decoder(args[2]) as decoder:
+    with _borrowed_decoder("words", args[2]) as decoder:
         return _recognize_with(decoder, *args[:2])
 
 
@@ -315,43 +322,8 @@ def recognize(wave: np.ndarray, vocabulary: int = VOCABULARY_SIZE, chunk_s: floa
     pcm = _to_int16(wave)
     bounds = _split_points(pcm, chunk_s, search_s=min(2.0, chunk_s / 4))
     jobs = [(pcm[lo:hi], lo / SAMPLE_RATE, int(vocabulary)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    if workers > 1 and len(jobs) > 1:
-        parts = _map_in_threads(_recognize_utterance, jobs, workers)
-    else:
-        parts = [_recognize_utterance(job) for job in jobs]
+    parts = map_in_threads(_recognize_utterance, jobs, workers)
     return _merge_silences([seg for part in parts for seg in part])
-
-
-def _map_in_threads(fn, jobs: list, workers: int) -> list:
-    """``[fn(job) for job in jobs]`` on up to ``workers`` daemon threads (pocketsphinx decodes
-    without holding the GIL). The first error (or an :class:`~facemotion.processes.Interrupted`
-    in this thread) is raised at once; threads still decoding are left to finish on their own and
-    do not delay the exit of the process (daemon threads)."""
-    results: list = [None] * len(jobs)
-    errors: list[BaseException] = []
-    todo = iter(range(len(jobs)))
-    lock = threading.Lock()
-
-    def run() -> None:
-        while not errors:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            try:
-                results[i] = fn(jobs[i])
-            except BaseException as error:  # noqa: BLE001 - raised in the calling thread
-                errors.append(error)
-
-    threads = [threading.Thread(target=run, name=f"facemotion-recognize-{k}", daemon=True)
-               for k in range(min(workers, len(jobs)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 ASR_PROMPT = "Umm, let me think like, hmm... Okay, here's what I'm, like, thinking."
@@ -359,18 +331,25 @@ ASR_PROMPT = "Umm, let me think like, hmm... Okay, here's what I'm, like, thinki
 "hmm") it otherwise drops; their /m/ closes the lips."""
 
 
-def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
-               vocabulary: int = VOCABULARY_SIZE) -> list[PhoneSegment]:
-    """Phones of Whisper's transcript: Whisper (:func:`facemotion.audio.whisper.transcribe`,
-    greedy, prompted with :data:`ASR_PROMPT`) transcribes, pocketsphinx force-aligns each
-    transcript segment to its stretch of audio (~0.2× real time on 2 cores with tiny.en: Whisper
-    ~0.055×, alignment the rest).
+ALIGN_CHUNK_S = 8.0
+"""Longest stretch of speech :func:`asr_phones` aligns at once, seconds: short stretches align
+faster and fail less often (25 s stretches of read speech failed at the phone pass)."""
 
-    The audio is cut between consecutive Whisper segments (midway between one's last word and
-    the next one's first); each stretch is aligned with its segment's text by
-    :func:`force_align` (cmudict, then letter-to-sound; numbers spelt out; capitalised words
-    missing from cmudict spelt letter by letter). A stretch whose alignment fails, or audio
-    without any transcript, falls back to :func:`recognize`.
+ALIGN_PAUSE_S = 0.25
+"""A gap of at least this long between Whisper's words always ends a stretch, seconds."""
+
+
+def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
+               vocabulary: int = VOCABULARY_SIZE, workers: int = 1) -> list[PhoneSegment]:
+    """Phones of Whisper's transcript: Whisper (:func:`facemotion.audio.whisper.transcribe`,
+    greedy, prompted with :data:`ASR_PROMPT`) transcribes with word timestamps, pocketsphinx
+    force-aligns the words stretch by stretch (:func:`transcript_stretches`: cut in the pauses,
+    at most :data:`ALIGN_CHUNK_S` long) on ``workers`` threads.
+
+    Each stretch is aligned with its words by :func:`force_align` (cmudict, then
+    letter-to-sound; numbers spelt out; capitalised words missing from cmudict spelt letter by
+    letter). A stretch whose alignment fails, or audio without any transcript, falls back to
+    :func:`recognize`.
 
     On the realval recordings and CMU ARCTIC a0009 this finds 0.87 of the force-aligned
     /p b m/ within ±40 ms (phone loop 0.60, word recognition 0.62); the misses are mostly words
@@ -380,6 +359,8 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
         wave: ``[N]`` float32 waveform, 16 kHz mono.
         model_dir: CTranslate2 Whisper directory; ``None`` for the bundled tiny.en.
         vocabulary: words of the :func:`recognize` fallback.
+        workers: threads aligning stretches at once (pocketsphinx releases the GIL; each has a
+            decoder of its own).
 
     Returns:
         Contiguous segments covering the waveform, times in seconds, with their ``word``.
@@ -390,21 +371,55 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
     from facemotion.audio.whisper import transcribe
 
     _to_int16(wave)  # validates the shape
-    duration = len(wave) / SAMPLE_RATE
     transcript = transcribe(wave, model_dir, prompt=ASR_PROMPT)
-    cuts = [0.0] + [0.5 * (a.end + b.start) for a, b in zip(transcript[:-1], transcript[1:])] + [duration]
-    segments: list[PhoneSegment] = []
-    for seg, lo, hi in zip(transcript, cuts[:-1], cuts[1:]):
-        segments.extend(_align_stretch(wave, seg.text, lo, hi, vocabulary))
-    if not transcript:
-        segments = recognize(wave, vocabulary)
-    return _merge_silences(segments)
+    stretches = transcript_stretches(transcript, len(wave) / SAMPLE_RATE)
+    if not stretches:
+        return recognize(wave, vocabulary)
+    jobs = [(wave, text, lo, hi, vocabulary) for text, lo, hi in stretches]
+    parts = map_in_threads(_align_stretch, jobs, workers)
+    return _merge_silences([seg for part in parts for seg in part])
 
 
-def _align_stretch(wave: np.ndarray, text: str, start: float, end: float, vocabulary: int) -> list[PhoneSegment]:
+def transcript_stretches(transcript, duration: float, max_s: float = ALIGN_CHUNK_S,
+                         pause_s: float = ALIGN_PAUSE_S) -> list[tuple[str, float, float]]:
+    """Whisper's words grouped into stretches to align, ``(text, start, end)`` in seconds, that
+    cover ``[0, duration]`` one after another.
+
+    Consecutive words stay together unless the gap between them is at least ``pause_s``, or the
+    stretch would grow beyond ``max_s`` (then it is cut at its widest gap). A cut lies midway
+    between one word's end and the next one's start. Segments without word timestamps count as
+    one word.
+
+    Args:
+        transcript: :class:`~facemotion.audio.whisper.TranscriptSegment` list, in time order.
+        duration: length of the audio, seconds.
+    """
+    words = [w for seg in transcript for w in (seg.words or ((seg.text, seg.start, seg.end),)) if w[0].strip()]
+    groups: list[list[tuple[str, float, float]]] = []
+    current: list[tuple[str, float, float]] = []
+    for word in words:
+        if current and word[1] - current[-1][2] >= pause_s:
+            groups.append(current)
+            current = []
+        current.append(word)
+        if len(current) > 1 and current[-1][2] - current[0][1] > max_s:
+            gaps = [current[i][1] - current[i - 1][2] for i in range(1, len(current))]
+            cut = 1 + max(range(len(gaps)), key=lambda i: (gaps[i], i))
+            groups.append(current[:cut])
+            current = current[cut:]
+    if current:
+        groups.append(current)
+    cuts = [0.0] + [0.5 * (a[-1][2] + b[0][1]) for a, b in zip(groups[:-1], groups[1:])] + [duration]
+    cuts = [min(max(c, 0.0), duration) for c in cuts]
+    return [(" ".join(w[0] for w in group), lo, hi)
+            for group, lo, hi in zip(groups, cuts[:-1], cuts[1:]) if hi > lo]
+
+
+def _align_stretch(job: tuple[np.ndarray, str, float, float, int]) -> list[PhoneSegment]:
     """Phones of ``wave`` between ``start`` and ``end`` seconds aligned with ``text``, or recognised
     (:func:`recognize`) where the alignment fails; contiguous, covering the stretch, times in
     seconds of ``wave``."""
+    wave, text, start, end, vocabulary = job
     lo, hi = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
     try:
         found = force_align(wave[lo:hi], _spell_acronyms(text))
@@ -421,13 +436,12 @@ def _align_stretch(wave: np.ndarray, text: str, start: float, end: float, vocabu
 def _spell_acronyms(text: str) -> str:
     """Capitalised words of two or more letters missing from cmudict spelt letter by letter
     (Whisper writes "MFA" for "m f a"): ``"MFA is like"`` → ``"M F A is like"``."""
-    decoder = _align_decoder()
+    with _borrowed_decoder("align") as decoder:
+        def spell(match: re.Match) -> str:
+            word = match.group(0)
+            return word if decoder.lookup_word(word.lower()) is not None else " ".join(word)
 
-    def spell(match: re.Match) -> str:
-        word = match.group(0)
-        return word if decoder.lookup_word(word.lower()) is not None else " ".join(word)
-
-    return re.sub(r"\b[A-Z]{2,}\b", spell, text)
+        return re.sub(r"\b[A-Z]{2,}\b", spell, text)
 
 
 SEARCHES = ("phone_loop", "words", "asr")
@@ -449,7 +463,7 @@ def decode_phones(wave: np.ndarray, search: str = "phone_loop", vocabulary: int 
     if search not in SEARCHES:
         raise ValueError(f"unknown search {search!r} (choose from {', '.join(SEARCHES)})")
     if search == "asr":
-        return asr_phones(wave, asr_model_dir, vocabulary)
+        return asr_phones(wave, asr_model_dir, vocabulary, workers=workers)
     return recognize(wave, vocabulary, workers=workers) if search == "words" else phone_loop(wave)
 
 
@@ -580,7 +594,13 @@ def force_align(
     words = normalize_transcript(text)
     if not words:
         raise AudioError(f"{name}: transcript {text!r} has no words to align")
-    decoder = _align_decoder()
+    pcm = _to_int16(wave).tobytes()
+    with _borrowed_decoder("align") as decoder:
+        return _force_align_with(decoder, words, pronunciations, name, pcm)
+
+
+def _force_align_with(decoder, words: list[str], pronunciations: Mapping[str, str] | None,
+                      name: str, pcm: bytes) -> list[PhoneSegment]:
     extra = {**EXTRA_PRONUNCIATIONS, **{k.lower(): v for k, v in (pronunciations or {}).items()}}
     for word in sorted(set(words)):
         pron = extra.get(word)
@@ -588,7 +608,6 @@ def force_align(
             pron = letter_to_sound(word)
         if pron is not None:
             _add_pronunciation(decoder, word, " ".join(normalize_phone(p) for p in pron.split()))
-    pcm = _to_int16(wave).tobytes()
     decoder.reinit_feat()
     try:
         decoder.set_align_text(" ".join(words))

@@ -129,17 +129,21 @@ def load_whisper(model_dir: str | os.PathLike | None = None):
 
 @dataclasses.dataclass(frozen=True)
 class TranscriptSegment:
-    """One Whisper segment: its text and the start and end of its first and last word, seconds."""
+    """One Whisper segment: its text, the start and end of its first and last word, seconds, and
+    its ``words`` as ``(text, start, end)`` (text as Whisper writes it, with punctuation)."""
 
     text: str
     start: float
     end: float
+    words: tuple[tuple[str, float, float], ...] = ()
 
 
 def transcribe(wave: np.ndarray, model_dir: str | os.PathLike | None = None, beam_size: int = 1,
                prompt: str | None = None) -> list[TranscriptSegment]:
     """English transcript of a 16 kHz waveform ``[N]`` float32 in segments timed by Whisper's
-    word timestamps (seconds), without voice-activity filtering.
+    word timestamps (seconds), without voice-activity filtering, and deterministic: temperature 0
+    only (no sampled retries where a window's text repeats itself), so the same audio always
+    gives the same transcript.
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
@@ -151,13 +155,15 @@ def transcribe(wave: np.ndarray, model_dir: str | os.PathLike | None = None, bea
     """
     model = load_whisper(model_dir)
     segments, _ = model.transcribe(np.asarray(wave, dtype=np.float32), language="en", beam_size=beam_size,
-                                   word_timestamps=True, initial_prompt=prompt, vad_filter=False)
+                                   word_timestamps=True, initial_prompt=prompt, vad_filter=False,
+                                   temperature=0.0)
     out = []
     for seg in segments:
         words = seg.words or []
         if seg.text.strip():
             out.append(TranscriptSegment(seg.text.strip(), float(words[0].start if words else seg.start),
-                                         float(words[-1].end if words else seg.end)))
+                                         float(words[-1].end if words else seg.end),
+                                         tuple((w.word.strip(), float(w.start), float(w.end)) for w in words)))
     return out
 
 

@@ -244,6 +244,22 @@ class Recipe(nn.Module):
         (e.g. a fine-tuning config that skips a pre-training phase). Empty here."""
         return []
 
+    def bilabial_track(self, features: torch.Tensor) -> np.ndarray | None:
+        """``[T]`` evidence of /p b m/ per frame, read from audio features ``[T, C]`` (not
+        normalised): the bilabial viseme channel of the encoder's ``phonetic`` block with
+        ``search="asr"`` (Whisper's transcript force-aligned; the phone searches that need no
+        transcript find many false /p b m/). None when the encoder has no such block."""
+        from facemotion.audio.phones import PHONES, VISEMES
+
+        offset = 0
+        for encoder in list(getattr(self.audio_encoder, "encoders", None) or [self.audio_encoder]):
+            cfg = encoder.config()
+            if cfg.get("name") == "phonetic" and cfg.get("search") == "asr" and cfg.get("visemes"):
+                channel = offset + len(PHONES) + VISEMES.index("bilabial")
+                return features[:, channel].float().cpu().numpy()
+            offset += encoder.dim
+        return None
+
     @torch.no_grad()
     def init_from(self, other: "Recipe") -> list[str]:
         """Copy ``other``'s trained parameters into this recipe before fine-tuning it.
@@ -252,8 +268,12 @@ class Recipe(nn.Module):
         (e.g. ``denoiser.audio_in.weight`` ``[d, C]`` after audio channels were appended to the
         encoder, ``[d, C + C']``) gets ``other``'s values in its leading slice and zeros in the
         rest, so the new inputs start out ignored and the model computes what ``other`` did.
-        Buffers (normalisation statistics) are not copied: training sets them from its data.
-        Fine-tuning support of this project; DiffPoseTalk itself trains from scratch.
+        The audio channels of parameters over the audio features (their name holds ``audio``,
+        their last dimension is the encoder's width) are matched block by block
+        (:meth:`audio_channel_map`): a block this config drops is left out, one it adds starts at
+        zero, whatever the order (the audio encoder's own weights are matched by name). Buffers (normalisation statistics) are not copied: training
+        sets them from its data. Fine-tuning support of this project; DiffPoseTalk itself
+        trains from scratch.
 
         Returns:
             names of the parameters that were only partly copied.
@@ -263,11 +283,20 @@ class Recipe(nn.Module):
         if other.name != self.name:
             raise DataError(f"cannot initialise {self.name!r} from a {other.name!r} checkpoint")
         theirs = dict(other.named_parameters())
+        channels = self.audio_channel_map(other)
         partial = []
         for name, mine in self.named_parameters():
             if name.startswith("space."):
                 continue
             src = theirs.get(name)
+            if (src is not None and "audio" in name and not name.startswith("audio_encoder.") and src.dim() == mine.dim()
+                    and src.shape[-1] == other.audio_encoder.dim and mine.shape[-1] == self.audio_encoder.dim):
+                mapped = src.new_zeros(*src.shape[:-1], len(channels))
+                kept = torch.tensor([j for j, c in enumerate(channels) if c >= 0], dtype=torch.long)
+                mapped[..., kept] = src[..., [c for c in channels if c >= 0]]
+                src = mapped
+                if min(channels, default=0) < 0:
+                    partial.append(name)
             if src is None or src.dim() != mine.dim() or any(a < b for a, b in zip(mine.shape, src.shape)):
                 raise DataError(f"initial checkpoint: parameter {name} "
                                 f"{'missing' if src is None else tuple(src.shape)} does not fit {tuple(mine.shape)}")
@@ -276,8 +305,28 @@ class Recipe(nn.Module):
             else:
                 mine.zero_()
                 mine[tuple(slice(0, n) for n in src.shape)] = src
-                partial.append(name)
+                if name not in partial:
+                    partial.append(name)
         return partial
+
+    def audio_channel_map(self, other: "Recipe") -> list[int]:
+        """For each channel of this recipe's audio features ``[.., C]``, the channel of ``other``'s
+        holding the same feature, or -1 for a new one. The encoders' blocks (the joined encoders of
+        a ``concat``, else the one encoder) are matched by their settings (``config()``)."""
+        def blocks(encoder: AudioEncoder) -> list[tuple[str, int]]:
+            joined = list(getattr(encoder, "encoders", None) or [encoder])
+            return [(json.dumps(e.config(), sort_keys=True), e.dim) for e in joined]
+
+        starts: dict[str, int] = {}
+        offset = 0
+        for key, dim in blocks(other.audio_encoder):
+            starts.setdefault(key, offset)
+            offset += dim
+        channels: list[int] = []
+        for key, dim in blocks(self.audio_encoder):
+            start = starts.get(key)
+            channels.extend(range(start, start + dim) if start is not None else [-1] * dim)
+        return channels
 
     @classmethod
     def from_checkpoint_dict(cls, blob: dict, audio_model_dir=None, source: str = "checkpoint",

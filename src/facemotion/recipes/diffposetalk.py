@@ -18,7 +18,7 @@ from facemotion.diffusion.guidance import guided_output
 from facemotion.diffusion.schedulers import add_noise, predicted_x0, sample_loop
 from facemotion.diffusion.windows import autoregressive_windows, window_boundaries, window_slice
 from facemotion.errors import FacemotionError
-from facemotion.face.lips import lip_aperture, lip_vertex_error
+from facemotion.face.lips import close_lips, closure_from_track, lip_aperture, lip_vertex_error
 from facemotion.models import StyleEncoder, build_denoiser
 from facemotion.recipes.base import DiffusionConfig, Recipe
 
@@ -89,6 +89,7 @@ class DiffPoseTalkConfig(DiffusionConfig):
     w_style: float = 2.5
     overlap: int = 5
     crossfade: bool = True
+    lip_closure: float = 0.0
 
 
 class DiffPoseTalk(Recipe):
@@ -146,7 +147,7 @@ class DiffPoseTalk(Recipe):
         """``{"steps", "w_audio", "w_style", "scheduler"}`` used when ``sample`` gets None."""
         c = self.config
         return {"steps": c.steps, "w_audio": c.w_audio, "w_style": c.w_style, "scheduler": c.scheduler,
-                "overlap": c.overlap, "crossfade": c.crossfade}
+                "overlap": c.overlap, "crossfade": c.crossfade, "lip_closure": c.lip_closure}
 
     @property
     def train_frames(self) -> int:
@@ -201,7 +202,7 @@ class DiffPoseTalk(Recipe):
                steps: int | None = None, w_audio: float | None = None, w_style: float | None = None,
                generator: torch.Generator | list[torch.Generator] | None = None, scheduler: str | None = None,
                overlap: int | None = None, crossfade: bool | None = None,
-               shape: torch.Tensor | None = None) -> torch.Tensor:
+               shape: torch.Tensor | None = None, lip_closure: float | None = None) -> torch.Tensor:
         """Generate motion for a whole utterance (autoregressive windows, eq. 10 guidance).
 
         All ``num_samples`` and the guidance branches of each step run in one batched forward.
@@ -217,10 +218,19 @@ class DiffPoseTalk(Recipe):
             overlap, crossfade: how windows hand over (:func:`facemotion.diffusion.windows.
                 autoregressive_windows`; default ``default_sampling``).
             shape: β ``[shape_dim]`` of the sequence (models with ``shape_dim`` > 0), or None.
+            lip_closure: threshold on the /p b m/ evidence of the features
+                (:meth:`~facemotion.recipes.base.Recipe.bilabial_track`) above which the lips are
+                shut; 0 for none (default ``default_sampling``). At every step the predicted
+                x_0 gets the data engine's closure (:func:`facemotion.face.lips.close_lips`)
+                there, eased over ~50 ms around, so the network shapes the frames around each
+                closure and the result holds it; ARKit blendshape spaces only. An addition to
+                the paper (reference control by overwriting components during sampling, as
+                DF-3DFace §3.6 holds its references).
         Returns:
             ``[S, T, D]`` face-space motion (de-normalised).
         Raises:
-            FacemotionError: ``overlap`` leaves no room for the previous frames.
+            FacemotionError: ``overlap`` leaves no room for the previous frames; ``lip_closure``
+                for a space without ARKit mouth channels or features without Whisper's phones.
         """
         c, ds = self.config, self.default_sampling
         steps = steps or ds["steps"]
@@ -238,6 +248,7 @@ class DiffPoseTalk(Recipe):
         feats = self.normalise_audio(features.to(dev))[None].expand(num_samples, -1, -1)
         tp, tw, d = c.n_prev_motions, c.window, self.space.dim
         cond_style = None if style is None else style.to(dev)[None].expand(num_samples, -1)
+        close = self._lip_closure(features, ds["lip_closure"] if lip_closure is None else lip_closure)
 
         def sample_window(start, valid_frames, prev, known):
             valid = torch.ones(num_samples, tp + tw, dtype=torch.bool, device=dev)
@@ -251,8 +262,8 @@ class DiffPoseTalk(Recipe):
                 cond["shape"] = shape.to(dev)[None].expand(num_samples, -1)
 
             def denoise(x, t):
-                out = guided_output(self.denoiser, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])
-                return out[:, tp:].to(gen_dev)
+                out = guided_output(self.denoiser, x.to(dev), t.to(dev), cond, BRANCHES, [w_audio, w_style])[:, tp:]
+                return (out if close is None else close(out, start)).to(gen_dev)
             data = mask = None
             if known is not None:
                 data = torch.zeros(num_samples, tw, d, device=gen_dev)
@@ -264,6 +275,31 @@ class DiffPoseTalk(Recipe):
 
         x = autoregressive_windows(sample_window, features.shape[0], tw, tp, overlap, crossfade)
         return self.denormalise(x)
+
+    def _lip_closure(self, features: torch.Tensor, threshold: float):
+        """``close(x0 [S, T_w, D] normalised, start frame) -> x0`` with the lips shut where the
+        features' /p b m/ evidence reaches ``threshold`` (see ``sample``), or None for 0."""
+        if not threshold:
+            return None
+        names = list(self.space.names)
+        track = self.bilabial_track(features)
+        if "jawOpen" not in names or "mouthClose" not in names:
+            raise FacemotionError(f"lip_closure needs ARKit mouth channels (jawOpen, mouthClose); the {type(self.space).__name__} has none")
+        if track is None:
+            raise FacemotionError("lip_closure needs Whisper's phones among the audio features "
+                                  "(a 'phonetic' encoder with search 'asr')")
+        closure, hold = closure_from_track(track, self.fps, threshold)
+
+        def close(x0: torch.Tensor, start: int) -> torch.Tensor:
+            n = min(x0.shape[1], len(closure) - start)
+            if n <= 0 or not closure[start:start + n].any():
+                return x0
+            motion = self.denormalise(x0).float().cpu().numpy()
+            for m in motion:
+                m[:n] = close_lips(m[:n], names, closure[start:start + n], hold[start:start + n])
+            return self.normalise(torch.from_numpy(motion).to(x0))
+
+        return close
 
     # ------------------------------------------------------------------ training
     def set_phase(self, step: int) -> str:

@@ -28,6 +28,7 @@ from facemotion.audio.phones import VISEME_CLASSES
 from facemotion.errors import require
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from facemotion.face.blinks import blink_times, blink_track, bump, smoothstep
+from facemotion.face.lips import close_lips
 from facemotion.synth.speaker import Style
 from facemotion.synth.tts import Phones
 
@@ -59,9 +60,6 @@ GROUPS = {
                  "mouthShrugLower", "tongueOut"),
 }
 BILABIALS = frozenset(VISEME_CLASSES["bilabial"])
-CLOSURE_JAW = 0.08
-#: at /p b m/ the channels that lift the upper lip (an emotion's sneer) are held at most at this
-CLOSURE_LIP_RAISE = 0.1
 
 
 def _viseme(targets: dict, alpha: dict, theta: tuple[float, float] = (20.0, 20.0)):
@@ -230,23 +228,9 @@ def lower_face(phones: Phones, wave: np.ndarray, fps: float, style: Style = Styl
     w += (intensity * low)[None] * onset + _vec(mouthSmile=style.smile)[None]
     _asymmetry(w, style.asymmetry, "mouth")
     w = np.clip(w, 0.0, 1.0)
-    # lips meet on every bilabial (aperture ~ jawOpen - mouthClose = 0), eased in and out by
-    # a closure weight c = exp(-40 d) of the distance d (s) to the nearest bilabial segment
-    c = _closure_weight(phones, times)[:, None]
-    jaw, close = ARKIT_INDEX["jawOpen"], ARKIT_INDEX["mouthClose"]
-    open_lips = _idx("mouthFunnel", "mouthLowerDown", "mouthUpperUp", "tongueOut")
-    press = _idx("mouthPress")
-    raise_lip = _idx("mouthShrugUpper", "noseSneer")
-    w[:, jaw] = w[:, jaw] * (1 - c[:, 0]) + np.minimum(w[:, jaw], CLOSURE_JAW) * c[:, 0]
-    w[:, close] = w[:, close] * (1 - c[:, 0]) + w[:, jaw] * c[:, 0]
-    w[:, open_lips] *= 1 - c
-    w[:, raise_lip] = w[:, raise_lip] * (1 - c) + np.minimum(w[:, raise_lip], CLOSURE_LIP_RAISE) * c
-    w[:, press] = np.maximum(w[:, press], 0.3 * c)
-    f = closure_frames(phones, fps, num)
-    w[f, jaw] = np.minimum(w[f, jaw], CLOSURE_JAW)
-    w[f, close] = w[f, jaw]
-    w[np.ix_(f, open_lips)] = 0.0
-    w[np.ix_(f, raise_lip)] = np.minimum(w[np.ix_(f, raise_lip)], CLOSURE_LIP_RAISE)
+    # lips meet on every bilabial, eased in and out by a closure weight c = exp(-40 d) of the
+    # distance d (s) to the nearest bilabial segment
+    close_lips(w, ARKIT_BLENDSHAPES, _closure_weight(phones, times), closure_frames(phones, fps, num))
     return w.astype(np.float32)
 
 
