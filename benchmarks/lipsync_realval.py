@@ -46,7 +46,7 @@ def _report(title: str, generate_fn, realval, example, fps, cache) -> LipSyncRep
     t0 = time.perf_counter()
     real = evaluate_real_speech(generate_fn, realval, fps, cache)
     arctic = evaluate_real_speech(generate_fn, [example], fps, cache)
-    pooled = LipSyncReport(real.items + arctic.items, real.skipped + arctic.skipped)
+    pooled = LipSyncReport(real.items + arctic.items, real.skipped + arctic.skipped, real.fps)
     print(f"== {title} ({time.perf_counter() - t0:.0f} s)")
     for name, report in (("realval", real), ("CMU ARCTIC a0009", arctic), ("pooled", pooled)):
         print(f"-- {name}: {'PASS' if report.passes() else 'FAIL'}\n{report.summary()}")
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
                            f"w_audio {args.w_audio or 'default'}, lip_closure {args.lip_closure})",
                            functools.partial(generate, seed=seed), realval, example, animator.fps, cache)
                    for seed in seeds]
-        report = LipSyncReport([i for r in reports for i in r.items], reports[0].skipped)
+        report = LipSyncReport([i for r in reports for i in r.items], reports[0].skipped, animator.fps)
         if len(seeds) > 1:
             print(f"== model {args.model}, seeds {args.seeds} pooled\n{report.summary()}")
         if args.detection:

@@ -50,7 +50,7 @@ def main(argv=None) -> LipSyncReport:
                     phones = [PhoneSegment(p, s, e) for p, s, e in json.loads(str(z["phones"]))]
                 items.append(measure_lipsync(aperture, args.fps, phones, record["id"]))
                 bar.update()
-    report = LipSyncReport(items, skipped)
+    report = LipSyncReport(items, skipped, args.fps)
     print(f"{len(items)} clips (seed {args.seed}, {len(skipped)} skipped by the engine)\n{report.summary()}")
     return report
 

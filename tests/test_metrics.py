@@ -124,6 +124,23 @@ def test_lipsync_report_by_hand():
     assert "closure rate" in pooled.summary()
 
 
+def test_mouth_sound_lag_by_hand():
+    """An aperture that follows the phones two frames late (80 ms at 25 fps) has a lag of +80 ms;
+    the same aperture early by one frame, -40 ms; the peak is refined between frames."""
+    from facemotion.metrics.lipsync import lag_correlation, peak_lag
+
+    fps, phones = 25.0, ["AA", "M", "AE", "P", "EH", "B"] * 6
+    segs = [PhoneSegment(p, 0.12 * i, 0.12 * (i + 1)) for i, p in enumerate(phones)]
+    shape = np.zeros(int(0.12 * len(phones) * fps) + 4)
+    for seg in segs:  # open on vowels, shut on /p b m/
+        shape[int(round(seg.start * fps)):int(round(seg.end * fps))] = 10 * MM if seg.phone in "AA AE EH" else 0.0
+    for shift in (2, -1):
+        item = measure_lipsync(np.roll(shape, shift), fps, segs, "a")
+        assert LipSyncReport([item], fps=fps).lag == pytest.approx(shift / fps, abs=0.01)
+    assert peak_lag(np.array([0.0, 1.0, 3.0, 3.0, 0.0]), 25.0) == pytest.approx(0.5 / 25.0)
+    assert len(lag_correlation(shape, fps, segs)) == 2 * 5 + 1
+
+
 def test_evaluate_real_speech_caches_alignments(tmp_path, monkeypatch):
     ap, fps, segs = _synthetic_item()
     wav = tmp_path / "speech.wav"

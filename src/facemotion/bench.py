@@ -99,8 +99,12 @@ def bench_command(args) -> int:
 
 def _time_blocks(animator: Animator, wave: np.ndarray) -> list[tuple[str, float]]:
     """Wall seconds of each block of the model's audio encoder (each part of a ``concat``) on
-    ``wave``, labelled ``name`` or ``name/search``."""
+    ``wave``, one after the other, labelled ``name`` or ``name/search``; for Whisper's phones
+    (``phonetic/asr``) also the transcription alone (``asr transcription``; the rest of the
+    block is the forced alignment)."""
     from facemotion.audio.io import SAMPLE_RATE
+    from facemotion.audio.phones import ASR_PROMPT
+    from facemotion.audio.whisper import transcribe
 
     encoder = animator.recipe.audio_encoder
     frames = int(round(len(wave) / SAMPLE_RATE * animator.fps))
@@ -111,6 +115,10 @@ def _time_blocks(animator: Animator, wave: np.ndarray) -> list[tuple[str, float]
         block.encode_numpy(wave, frames, animator.fps)
         out.append((config["name"] + (f"/{config['search']}" if "search" in config else ""),
                     time.perf_counter() - t0))
+        if config.get("search") == "asr":
+            t0 = time.perf_counter()
+            transcribe(wave, config.get("asr_model_dir"), prompt=ASR_PROMPT)
+            out.append(("asr transcription", time.perf_counter() - t0))
     return out
 
 

@@ -20,6 +20,11 @@ Figures, pooled over all segments of all recordings:
   a closure is a run of consecutive frames below 2 mm; among closures that overlap speech
   (any non-silence segment), the fraction that overlaps no bilabial segment, the run being
   widened by :data:`TOLERANCE_FRAMES` on each side. Lips shut during pauses do not count.
+* **mouth–sound lag** (target within ±40 ms): the shift of the aperture against the phones that
+  best matches them: the cross-correlation, summed over recordings, of the standardised
+  aperture with an articulation target (+1 on open vowels, -1 on /p b m/, 0 elsewhere),
+  shifted by up to :data:`MAX_LAG_S`; its peak is refined to a fraction of a frame by a
+  parabola through the best shift and its neighbours. Positive: the mouth moves after the sound.
 
 Open vowels are the ``"open"`` viseme class of :mod:`facemotion.audio.phones`: AA AE AH AW AY
 EH (open and open-mid unrounded vowels and the diphthongs starting open). Rounded (AO, OW, UW,
@@ -50,6 +55,8 @@ CLOSED_BELOW = 0.002
 """Aperture (metres) under which the lips count as closed."""
 TOLERANCE_FRAMES = 1
 """Frames by which a bilabial segment is widened on each side when looking for a closure."""
+MAX_LAG_S = 0.2
+"""Largest shift (seconds, either way) the mouth–sound lag is searched over."""
 
 THRESHOLDS = {"closure_rate": 0.9, "open_bilabial_ratio": 3.0, "shut_open_vowel_rate": 0.05}
 """Acceptance thresholds: closure rate >=, ratio >=, shut open-vowel rate <=."""
@@ -118,6 +125,9 @@ class ItemLipSync:
     """Closures (runs of frames below 2 mm) that overlap speech."""
     false_closures: int = 0
     """Of those, closures that overlap no bilabial segment (within the tolerance)."""
+    lag_correlation: list[float] = field(default_factory=list)
+    """Cross-correlation of aperture and articulation target at shifts ``-K..K`` frames (see
+    :func:`lag_correlation`)."""
 
     @property
     def closures(self) -> int:
@@ -140,7 +150,7 @@ def measure_lipsync(aperture, fps: float, segments: Iterable[PhoneSegment],
     """
     aperture = np.asarray(aperture, dtype=np.float64)
     segments = list(segments)
-    out = ItemLipSync(name)
+    out = ItemLipSync(name, lag_correlation=lag_correlation(aperture, fps, segments).tolist())
     speech = np.zeros(len(aperture), bool)
     bilabial = np.zeros(len(aperture), bool)
     for seg in segments:
@@ -171,6 +181,42 @@ def measure_lipsync(aperture, fps: float, segments: Iterable[PhoneSegment],
     return out
 
 
+def lag_correlation(aperture: np.ndarray, fps: float, segments: Sequence[PhoneSegment],
+                    max_lag_s: float = MAX_LAG_S) -> np.ndarray:
+    """``[2K + 1]`` cross-correlation ``c[K + k] = Σ_t z(t + k) · g(t)`` of the standardised
+    aperture z (``[T]`` metres, zero mean, unit std) with the articulation target g (+1 on frames
+    of open vowels, -1 on /p b m/, 0 elsewhere), for shifts ``k = -K..K`` frames,
+    ``K = round(max_lag_s · fps)``; frames shifted past either end count 0. A peak at ``k > 0``:
+    the mouth moves ``k`` frames after the sound."""
+    num, k_max = len(aperture), int(round(max_lag_s * fps))
+    target = np.zeros(num)
+    for seg in segments:
+        value = 1.0 if seg.phone in OPEN_VOWELS else -1.0 if seg.phone in BILABIALS else 0.0
+        if value:
+            target[segment_frames(seg.start, seg.end, fps, num)] = value
+    std = aperture.std()
+    z = (aperture - aperture.mean()) / std if std > 0 else np.zeros(num)
+    out = np.zeros(2 * k_max + 1)
+    for i, k in enumerate(range(-k_max, k_max + 1)):
+        lo, hi = max(0, -k), min(num, num - k)
+        out[i] = float(np.dot(z[lo + k:hi + k], target[lo:hi])) if hi > lo else 0.0
+    return out
+
+
+def peak_lag(correlation: np.ndarray, fps: float) -> float:
+    """Shift in seconds of the peak of a ``[2K + 1]`` correlation over shifts ``-K..K`` frames,
+    refined by a parabola through the peak and its neighbours (NaN for an empty or flat one)."""
+    c = np.asarray(correlation, np.float64)
+    if c.size == 0 or not np.ptp(c) > 0:
+        return float("nan")
+    i = int(np.argmax(c))
+    offset = 0.0
+    if 0 < i < len(c) - 1:
+        denom = c[i - 1] - 2 * c[i] + c[i + 1]
+        offset = 0.5 * (c[i - 1] - c[i + 1]) / denom if denom < 0 else 0.0
+    return (i - (len(c) - 1) // 2 + offset) / fps
+
+
 @dataclass
 class LipSyncReport:
     """Lip-sync figures pooled over recordings (see the module docstring for definitions)."""
@@ -178,6 +224,8 @@ class LipSyncReport:
     items: list[ItemLipSync]
     skipped: list[str] = field(default_factory=list)
     """Recordings left out because their transcript could not be aligned (with the reason)."""
+    fps: float = 25.0
+    """Frame rate of the measured apertures (for the lag)."""
 
     def _pool(self, attr: str) -> np.ndarray:
         return np.asarray([v for item in self.items for v in getattr(item, attr)], dtype=np.float64)
@@ -228,9 +276,19 @@ class LipSyncReport:
         total = sum(item.speech_closures for item in self.items)
         return sum(item.false_closures for item in self.items) / total if total else float("nan")
 
+    @property
+    def lag(self) -> float:
+        """Mouth–sound lag in seconds (positive: the mouth is late) from the correlations summed
+        over recordings (:func:`lag_correlation`, :func:`peak_lag`); NaN without any. The
+        recordings must share one frame rate, ``fps``."""
+        curves = [np.asarray(item.lag_correlation) for item in self.items if item.lag_correlation]
+        if not curves or len({len(c) for c in curves}) != 1:
+            return float("nan")
+        return peak_lag(np.sum(curves, axis=0), self.fps)
+
     def figures(self) -> dict[str, float]:
-        """All pooled figures (apertures in metres)."""
-        return {"false_closure_rate": self.false_closure_rate,
+        """All pooled figures (apertures in metres, lag in seconds)."""
+        return {"false_closure_rate": self.false_closure_rate, "lag": self.lag,
                 "num_speech_closures": sum(item.speech_closures for item in self.items), "closure_rate": self.closure_rate, "open_bilabial_ratio": self.open_bilabial_ratio,
                 "shut_open_vowel_rate": self.shut_open_vowel_rate,
                 "mean_open_aperture": self.mean_open_aperture,
@@ -255,7 +313,9 @@ class LipSyncReport:
                 f"{f['mean_open_aperture'] * 1000:.2f} mm / {f['mean_bilabial_aperture'] * 1000:.2f} mm)\n"
                 f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= 0.05)\n"
                 f"  false closure rate     {f['false_closure_rate']:.3f}  (no target; of "
-                f"{f['num_speech_closures']} closures during speech, those at no /p b m/)")
+                f"{f['num_speech_closures']} closures during speech, those at no /p b m/)\n"
+                f"  mouth-sound lag        {f['lag'] * 1000:+.0f} ms (target within +-40 ms; positive: "
+                f"the mouth is late)")
 
 
 def default_cache_path() -> Path:
@@ -371,7 +431,7 @@ def evaluate_real_speech(generate_fn: Callable[[Path], np.ndarray], items: Seque
             results.append(measure_lipsync(generate_fn(item.audio), fps, segments, item.audio.name))
     finally:
         cache.save()
-    return LipSyncReport(results, skipped)
+    return LipSyncReport(results, skipped, fps)
 
 
 def aperture_from_motion(space, motion) -> np.ndarray:
