@@ -51,7 +51,8 @@ def test_transcript_stretches_cut_in_pauses_and_at_the_widest_gap():
     transcript = [seg("a b c", 0.5, 2.0, (("a", 0.5, 1.0), ("b,", 1.05, 1.5), ("c.", 1.9, 2.0))),
                   seg("d e f g", 2.1, 6.0, (("d", 2.1, 3.0), ("e", 3.2, 4.0), ("f", 4.02, 5.0), ("g", 5.1, 6.0)))]
     # b→c is a pause (0.4 s); c..f would span 3.1 s > 3 s: cut at its widest gap (d→e, 0.2 s)
-    assert phones.transcript_stretches(transcript, 7.0, max_s=3.0) == [
+    stretches = phones.transcript_stretches(transcript, 7.0, max_s=3.0)
+    assert [(" ".join(w[0] for w in words), lo, hi) for words, lo, hi in stretches] == [
         ("a b,", 0.0, 1.7), ("c. d", 1.7, 3.1), ("e f g", 3.1, 7.0)]
     assert phones.transcript_stretches([], 7.0) == []
 
