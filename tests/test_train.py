@@ -66,6 +66,19 @@ def test_feature_cache_is_resumable_and_kept_block_by_block(tmp_path):
     np.testing.assert_allclose(joined, both.encode_numpy(wave, len(joined), 25.0), atol=1e-5)
 
 
+def test_feature_cache_of_a_changed_block_is_not_reused(tmp_path, monkeypatch):
+    """A block whose code changed what it computes (``CACHE_VERSIONS``) gets a new cache folder,
+    so features written before the change are recomputed; other blocks keep theirs."""
+    from facemotion.data import features
+
+    asr = {"name": "phonetic", "search": "asr"}
+    before = features.feature_dir(tmp_path, asr, 25.0)
+    mel = features.feature_dir(tmp_path, {"name": "mel"}, 25.0)
+    monkeypatch.setitem(features.CACHE_VERSIONS, ("phonetic", "asr"), features.CACHE_VERSIONS[("phonetic", "asr")] + 1)
+    assert features.feature_dir(tmp_path, asr, 25.0) != before
+    assert features.feature_dir(tmp_path, {"name": "mel"}, 25.0) == mel
+
+
 def test_ema_copies_frozen_and_averages_trained_parameters():
     from facemotion.recipes.base import config_from
     from facemotion.recipes.diffposetalk import DiffPoseTalk, DiffPoseTalkConfig

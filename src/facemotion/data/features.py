@@ -33,9 +33,20 @@ from facemotion.export.outputs import output_folder
 from facemotion.processes import process_pool
 
 
+CACHE_VERSIONS: dict[tuple[str, str | None], int] = {("phonetic", "asr"): 2}
+"""Feature blocks whose code changed what they compute, ``(name, search)`` → version, so that
+caches written before are not reused: Whisper's phones since they are aligned stretch by
+stretch (version 2). Blocks not listed are version 1."""
+
+
 def feature_dir(root: str | os.PathLike, encoder_config: dict, fps: float) -> Path:
-    """``root/features/<12 hex digits of sha1(encoder config, fps)>``."""
-    blob = json.dumps({"encoder": encoder_config, "fps": float(fps)}, sort_keys=True)
+    """``root/features/<12 hex digits of sha1(encoder config, fps[, version])>`` (the version of
+    :data:`CACHE_VERSIONS` when above 1)."""
+    key = {"encoder": encoder_config, "fps": float(fps)}
+    version = CACHE_VERSIONS.get((encoder_config.get("name"), encoder_config.get("search")), 1)
+    if version > 1:
+        key["version"] = version
+    blob = json.dumps(key, sort_keys=True)
     return Path(root) / "features" / hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
