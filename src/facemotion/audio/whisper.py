@@ -143,7 +143,8 @@ def transcribe(wave: np.ndarray, model_dir: str | os.PathLike | None = None, bea
     """English transcript of a 16 kHz waveform ``[N]`` float32 in segments timed by Whisper's
     word timestamps (seconds), without voice-activity filtering, and deterministic: temperature 0
     only (no sampled retries where a window's text repeats itself), so the same audio always
-    gives the same transcript.
+    gives the same transcript. Each 30 s window is decoded on its own (``prompt`` conditions the
+    first), not conditioned on the text before it: repeated speech then does not run on.
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
@@ -156,7 +157,7 @@ def transcribe(wave: np.ndarray, model_dir: str | os.PathLike | None = None, bea
     model = load_whisper(model_dir)
     segments, _ = model.transcribe(np.asarray(wave, dtype=np.float32), language="en", beam_size=beam_size,
                                    word_timestamps=True, initial_prompt=prompt, vad_filter=False,
-                                   temperature=0.0)
+                                   temperature=0.0, condition_on_previous_text=False)
     out = []
     for seg in segments:
         words = seg.words or []
