@@ -111,12 +111,12 @@ def _ceiling(items, cache, fps: float, seed: int, model: LipSyncReport | None) -
     if model is not None:
         rows["model"] = model
     print(f"== ceiling: the data engine's animator (teacher) and the model, realval + ARCTIC a0009, {fps:g} fps")
-    print(f"  {'':32s} {'closure':>8s} {'ratio':>6s} {'shut open':>9s} {'false closures':>16s}  /p b m/")
+    print(f"  {'':32s} {'closure':>8s} {'ratio':>6s} {'shut open':>9s} {'false closures':>16s} {'lag ms':>6s}  /p b m/")
     for name, report in rows.items():
         f = report.figures()
         print(f"  {name:32s} {f['closure_rate']:8.3f} {f['open_bilabial_ratio']:6.2f} "
-              f"{f['shut_open_vowel_rate']:9.3f} {f['false_closure_rate']:7.3f} of {f['num_speech_closures']:4d}  "
-              f"{f['num_bilabial']}")
+              f"{f['shut_open_vowel_rate']:9.3f} {f['false_closure_rate']:7.3f} of {f['num_speech_closures']:4d} "
+              f"{f['lag'] * 1000:+6.0f}  {f['num_bilabial']}")
 
 
 def main(argv=None) -> int:
