@@ -137,8 +137,6 @@ class Animator:
             FacemotionError: a pose for a model that cannot hold one, a prompt or keyframes for
                 a model that takes none, or ``lip_closure`` for a model without it.
         """
-        import inspect
-
         import torch
 
         seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
@@ -154,7 +152,7 @@ class Animator:
             refs.update(identity=identity, return_identity=True)
         refs.update(self._prompt_refs(prompt, keyframes))
         if lip_closure is not None:
-            if "lip_closure" not in inspect.signature(self.recipe.sample).parameters:
+            if "lip_closure" not in self.recipe.default_sampling:
                 raise FacemotionError(f"the {type(self.recipe).__name__} model has no lip closure setting")
             refs["lip_closure"] = float(lip_closure)
         with torch.inference_mode():

@@ -33,7 +33,6 @@ from facemotion.audio.io import SAMPLE_RATE
 from facemotion.audio.phones import (PHONE_INDEX, PHONES, SEARCHES, VISEMES, VOCABULARY_SIZE, PhoneSegment,
                                      decode_phones, phone_to_viseme)
 from facemotion.errors import AudioError, FacemotionError, require
-from facemotion.processes import map_in_threads
 
 
 def frame_average(features: np.ndarray, rate: float, num_frames: int, fps: float, first_frame: int = 0,
@@ -380,11 +379,7 @@ class ConcatEncoder(AudioEncoder):
         return torch.cat([e(wave, num_frames, fps) for e in self.encoders], dim=-1)
 
     def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
-        """The joined encoders' features ``[T, sum of dims]``, each computed on a thread of its own
-        (their decoders release the GIL, so the blocks share the cores)."""
-        parts = map_in_threads(lambda e: e.encode_numpy(wave, num_frames, fps), list(self.encoders),
-                               len(self.encoders))
-        return np.concatenate(parts, axis=-1)
+        return np.concatenate([e.encode_numpy(wave, num_frames, fps) for e in self.encoders], axis=-1)
 
 
 _ENCODERS: dict[str, type[AudioEncoder]] = {

@@ -75,8 +75,6 @@ def lip_vertex_error(pred, gt, lip_idx, convention: str = "diffposetalk"):
     return (err ** power).max(-1).mean(-1)
 
 
-__all__ = ["LVE_CONVENTIONS", "lip_aperture", "lip_vertex_error"]
-
 
 CLOSURE_JAW = 0.08
 """At /p b m/ the jaw opens at most this much (ARKit ``jawOpen``); ``mouthClose`` matches it."""
@@ -155,3 +153,7 @@ def closure_from_track(track: np.ndarray, fps: float, threshold: float) -> tuple
     if len(held) > 1:
         d = np.minimum(d, np.abs(times - held[k - 1]))
     return np.exp(-CLOSURE_EASE * d), hold
+
+
+__all__ = ["CLOSURE_EASE", "CLOSURE_JAW", "CLOSURE_LIP_RAISE", "LVE_CONVENTIONS", "close_lips",
+           "closure_from_track", "lip_aperture", "lip_vertex_error"]

@@ -271,9 +271,9 @@ class Recipe(nn.Module):
         The audio channels of parameters over the audio features (their name holds ``audio``,
         their last dimension is the encoder's width) are matched block by block
         (:meth:`audio_channel_map`): a block this config drops is left out, one it adds starts at
-        zero, whatever the order (the audio encoder's own weights are matched by name). Buffers (normalisation statistics) are not copied: training
-        sets them from its data. Fine-tuning support of this project; DiffPoseTalk itself
-        trains from scratch.
+        zero, whatever the order (the audio encoder's own weights are matched by name). Buffers
+        (normalisation statistics) are not copied: training sets them from its data. Fine-tuning
+        support of this project; DiffPoseTalk itself trains from scratch.
 
         Returns:
             names of the parameters that were only partly copied.
@@ -289,8 +289,9 @@ class Recipe(nn.Module):
             if name.startswith("space."):
                 continue
             src = theirs.get(name)
-            if (src is not None and "audio" in name and not name.startswith("audio_encoder.") and src.dim() == mine.dim()
-                    and src.shape[-1] == other.audio_encoder.dim and mine.shape[-1] == self.audio_encoder.dim):
+            if (src is not None and "audio" in name and not name.startswith("audio_encoder.")
+                    and src.dim() == mine.dim() and src.shape[-1] == other.audio_encoder.dim
+                    and mine.shape[-1] == self.audio_encoder.dim):
                 mapped = src.new_zeros(*src.shape[:-1], len(channels))
                 kept = torch.tensor([j for j, c in enumerate(channels) if c >= 0], dtype=torch.long)
                 mapped[..., kept] = src[..., [c for c in channels if c >= 0]]

@@ -284,7 +284,8 @@ class DiffPoseTalk(Recipe):
         names = list(self.space.names)
         track = self.bilabial_track(features)
         if "jawOpen" not in names or "mouthClose" not in names:
-            raise FacemotionError(f"lip_closure needs ARKit mouth channels (jawOpen, mouthClose); the {type(self.space).__name__} has none")
+            raise FacemotionError("lip_closure needs ARKit mouth channels (jawOpen, mouthClose); "
+                                  f"the {type(self.space).__name__} has none")
         if track is None:
             raise FacemotionError("lip_closure needs Whisper's phones among the audio features "
                                   "(a 'phonetic' encoder with search 'asr')")

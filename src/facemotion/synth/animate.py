@@ -28,7 +28,7 @@ from facemotion.audio.phones import VISEME_CLASSES
 from facemotion.errors import require
 from facemotion.face.arkit import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from facemotion.face.blinks import blink_times, blink_track, bump, smoothstep
-from facemotion.face.lips import close_lips
+from facemotion.face.lips import CLOSURE_EASE, close_lips
 from facemotion.synth.speaker import Style
 from facemotion.synth.tts import Phones
 
@@ -191,7 +191,7 @@ def _closure_weight(phones: Phones, times: np.ndarray) -> np.ndarray:
     for phone, start, end in phones:
         if phone in BILABIALS:
             d = np.clip(start - times, 0, None) + np.clip(times - end, 0, None)
-            c = np.maximum(c, np.exp(-40.0 * d))
+            c = np.maximum(c, np.exp(-CLOSURE_EASE * d))
     return c
 
 
