@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from facemotion.audio.io import SAMPLE_RATE, load_audio
-from facemotion.audio.vad import activity_from_segments, detect_speech, speech_activity
+from facemotion.audio.vad import VadSettings, activity_from_segments, detect_speech, speech_activity
 from facemotion.errors import AudioWarning
 from facemotion.face.gate import gate_motion
 from facemotion.face.space import BlendshapeSpace
@@ -47,7 +47,7 @@ def test_activity_is_zero_on_silence_and_noise_and_one_in_speech():
 
 
 def test_activity_ramps_outside_padded_speech():
-    activity = activity_from_segments([(1.0, 2.0)], 100, FPS)
+    activity = activity_from_segments([(1.0, 2.0)], 100, FPS, VadSettings(pad_s=0.2, ramp_s=0.2))
     t = (np.arange(100) + 0.5) / FPS
     assert np.all(activity[(t > 0.9) & (t < 2.1)] == 1.0)     # speech, and half its 0.2 s padding
     assert np.all(activity[(t < 0.7) | (t > 2.3)] == 0.0)     # beyond the ramp centred on each padded edge
