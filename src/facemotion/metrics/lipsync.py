@@ -10,13 +10,13 @@ Figures, pooled over all segments of all recordings:
 * **closure rate**: fraction of bilabial (/p b m/) segments whose minimum aperture falls below
   :data:`CLOSED_BELOW` (2 mm) within the frames overlapping the segment widened by
   :data:`TOLERANCE_FRAMES` (1 frame, 40 ms at 25 fps) on each side, since a closure may lead or
-  lag the acoustic segment slightly. Target >= 0.9.
+  lag the acoustic segment slightly. Target >= 0.92.
 * **open/bilabial ratio**: mean aperture over open-vowel segments divided by mean aperture over
   bilabial segments (each segment's mean over the frames overlapping it, no widening; segments
   weigh equally). Target >= 3.
 * **shut open-vowel rate**: fraction of open-vowel segments whose maximum aperture (frames
   overlapping the segment) stays below 2 mm. Target <= 0.05.
-* **false closure rate** (no target; it shows whether closures are placed or merely frequent):
+* **false closure rate** (target <= 0.25; it shows whether closures are placed or merely frequent):
   a closure is a run of consecutive frames below 2 mm; among closures that overlap speech
   (any non-silence segment), the fraction that overlaps no bilabial segment, the run being
   widened by :data:`TOLERANCE_FRAMES` on each side. Lips shut during pauses do not count.
@@ -58,8 +58,10 @@ TOLERANCE_FRAMES = 1
 MAX_LAG_S = 0.2
 """Largest shift (seconds, either way) the mouth–sound lag is searched over."""
 
-THRESHOLDS = {"closure_rate": 0.9, "open_bilabial_ratio": 3.0, "shut_open_vowel_rate": 0.05}
-"""Acceptance thresholds: closure rate >=, ratio >=, shut open-vowel rate <=."""
+THRESHOLDS = {"closure_rate": 0.92, "open_bilabial_ratio": 3.0, "shut_open_vowel_rate": 0.05,
+              "false_closure_rate": 0.25, "lag": 0.04}
+"""Acceptance thresholds (issue 11): closure rate >=, ratio >=, shut open-vowel rate <=, false
+closure rate <=, absolute mouth–sound lag <= (seconds)."""
 
 ARCTIC_TRANSCRIPT = "He turned sharply, and faced Gregson across the table."
 """Transcript of the CMU ARCTIC recording ``examples/cmu_arctic_slt_a0009.wav``."""
@@ -297,22 +299,25 @@ class LipSyncReport:
                 "num_items": len(self.items), "num_skipped": len(self.skipped)}
 
     def passes(self, thresholds: dict[str, float] = THRESHOLDS) -> bool:
-        """Whether the figures meet ``thresholds`` (closure and ratio >=, shut rate <=)."""
+        """Whether the figures meet ``thresholds`` (closure and ratio >=, shut and false closure
+        rates <=, |lag| <=)."""
         return (self.closure_rate >= thresholds["closure_rate"]
                 and self.open_bilabial_ratio >= thresholds["open_bilabial_ratio"]
-                and self.shut_open_vowel_rate <= thresholds["shut_open_vowel_rate"])
+                and self.shut_open_vowel_rate <= thresholds["shut_open_vowel_rate"]
+                and not self.false_closure_rate > thresholds["false_closure_rate"]
+                and not abs(self.lag) > thresholds["lag"])
 
     def summary(self) -> str:
         """Multi-line human-readable summary."""
         f = self.figures()
         return (f"{f['num_items']} recordings ({f['num_skipped']} skipped: not alignable), "
                 f"{f['num_bilabial']} /p b m/ and {f['num_open']} open-vowel segments\n"
-                f"  closure rate           {f['closure_rate']:.3f}  (target >= 0.9; min aperture "
+                f"  closure rate           {f['closure_rate']:.3f}  (target >= {THRESHOLDS['closure_rate']:g}; min aperture "
                 f"< {CLOSED_BELOW * 1000:g} mm within +-{TOLERANCE_FRAMES} frame)\n"
                 f"  open/bilabial ratio    {f['open_bilabial_ratio']:.2f}   (target >= 3; "
                 f"{f['mean_open_aperture'] * 1000:.2f} mm / {f['mean_bilabial_aperture'] * 1000:.2f} mm)\n"
                 f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= 0.05)\n"
-                f"  false closure rate     {f['false_closure_rate']:.3f}  (no target; of "
+                f"  false closure rate     {f['false_closure_rate']:.3f}  (target <= {THRESHOLDS['false_closure_rate']:g}; of "
                 f"{f['num_speech_closures']} closures during speech, those at no /p b m/)\n"
                 f"  mouth-sound lag        {f['lag'] * 1000:+.0f} ms (target within +-40 ms; positive: "
                 f"the mouth is late)")
