@@ -155,3 +155,29 @@ def test_mel_stream_gives_the_offline_frames():
         np.testing.assert_allclose(streamed, offline, atol=1e-5)
     with pytest.raises(FacemotionError, match="normalis"):
         MelEncoder().stream(25.0)
+
+
+@pytest.mark.skipif((__import__("os").cpu_count() or 1) < 2, reason="the helper process needs two CPUs")
+def test_concat_runs_the_phone_loop_in_the_helper_process_with_the_same_features(speech, monkeypatch):
+    import os
+    import signal
+
+    from facemotion import processes
+    from facemotion.audio import encoders
+
+    wave = np.resize(speech, int((encoders.HELPER_MIN_S + 2) * SAMPLE_RATE))
+    frames, fps = int(len(wave) / SAMPLE_RATE * 25), 25.0
+    concat = ConcatEncoder([PhoneticEncoder(), MelEncoder()])
+    apart = concat.encode_numpy(wave, frames, fps)
+    helper = processes.helper_pool()
+    workers = list(helper._processes.values())
+    assert len(workers) == 1 and workers[0].is_alive() and workers[0].pid != os.getpid()
+    monkeypatch.setattr(encoders, "HELPER_MIN_S", float("inf"))
+    here = concat.encode_numpy(wave, frames, fps)
+    assert apart.shape == (frames, concat.dim) and np.array_equal(apart, here)
+    monkeypatch.undo()
+    os.kill(workers[0].pid, signal.SIGKILL)  # a killed helper: the search runs here, then a new helper
+    workers[0].join(5)
+    assert np.array_equal(concat.encode_numpy(wave, frames, fps), here)
+    assert np.array_equal(concat.encode_numpy(wave, frames, fps), here)
+    assert processes.helper_pool() is not helper

@@ -130,6 +130,28 @@ def test_a_signal_inside_a_c_call_still_exits_143_with_one_line(monkeypatch, cap
     assert capsys.readouterr().err.strip() == "facemotion: interrupted"
 
 
+def test_the_helper_process_dies_with_its_parent():
+    """The phone loop's helper (facemotion.processes.helper_pool) does not outlive a SIGKILLed parent."""
+    script = ("import os, sys, time\nfrom facemotion.processes import helper_pool\n"
+              "print(helper_pool().submit(os.getpid).result(), flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        helper = int(proc.stdout.readline())
+        assert helper != proc.pid and Path(f"/proc/{helper}").exists()
+        proc.kill()
+        proc.wait(timeout=10)
+
+        def gone() -> bool:
+            try:
+                return "zombie" in Path(f"/proc/{helper}/status").read_text()
+            except OSError:
+                return True
+
+        wait_for(gone, limit_s=5.0, what="helper gone")
+    finally:
+        proc.kill()
+
+
 def test_interrupted_synth_exits_130_with_one_line_and_leaves_no_process(tmp_path):
     out, log = tmp_path / "corpus", tmp_path / "stderr.txt"
     with open(log, "w") as err_file:       # a file, not a pipe: exit status and message only

@@ -160,6 +160,35 @@ def process_pool(workers: int, mp_context=None, initializer: Callable | None = N
     pool.shutdown(wait=True)
 
 
+_HELPER: list[ProcessPoolExecutor] = []
+_HELPER_LOCK = threading.Lock()
+
+
+def helper_pool() -> ProcessPoolExecutor | None:
+    """A persistent one-worker process pool for work that holds the GIL (e.g. pocketsphinx's
+    phone loop) and can run beside the main process's own work, or None where it cannot help:
+    a single CPU, or a process that is itself a worker (the training feature cache runs one
+    worker per core already).
+
+    The worker is forked on first use (no interpreter start-up, no re-import of the caller's
+    main module, as spawning would do; its memory is shared with this process until either
+    writes: ~170 MB of proportional set size beside a loaded model), tied to this process like
+    :func:`process_pool`'s (it dies with it), and reused until this process exits. Its tasks
+    must not use torch or other thread pools of the parent. A task in a broken pool (its worker
+    was killed) raises :class:`concurrent.futures.process.BrokenProcessPool`; the next call
+    makes a new pool.
+    """
+    if (os.cpu_count() or 1) < 2 or multiprocessing.parent_process() is not None:
+        return None
+    with _HELPER_LOCK:
+        if _HELPER and getattr(_HELPER[0], "_broken", False):
+            _HELPER.pop().shutdown(wait=False, cancel_futures=True)
+        if not _HELPER:
+            _HELPER.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                               initializer=_init_worker, initargs=(os.getpid(), None, ())))
+        return _HELPER[0]
+
+
 def fork_tied() -> int:
     """:func:`os.fork`, with the child tied to this process: on Linux the kernel sends it SIGKILL
     when the forking thread dies (``prctl(PR_SET_PDEATHSIG)``), and it exits at once if this
