@@ -181,3 +181,16 @@ def test_concat_runs_the_phone_loop_in_the_helper_process_with_the_same_features
     assert np.array_equal(concat.encode_numpy(wave, frames, fps), here)
     assert np.array_equal(concat.encode_numpy(wave, frames, fps), here)
     assert processes.helper_pool() is not helper
+
+
+def test_mel_power_gives_librosas_frames(speech):
+    import librosa
+
+    from facemotion.audio.encoders import mel_power
+
+    for center, wave in ((True, speech), (False, speech[:16000]), (True, speech[:300])):
+        ours = mel_power(wave, 80, 20.0, 7600.0, center=center)
+        ref = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=512, win_length=400, hop_length=160,
+                                             n_mels=80, fmin=20.0, fmax=7600.0, power=2.0, center=center).T
+        assert ours.shape == ref.shape and ours.dtype == np.float32
+        np.testing.assert_allclose(np.log(ours + 1e-6), np.log(ref + 1e-6), atol=1e-4)

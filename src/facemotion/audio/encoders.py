@@ -18,6 +18,7 @@ time ``(t + 0.5) / fps`` seconds; audio shorter than ``num_frames / fps`` is edg
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from concurrent.futures.process import BrokenProcessPool
@@ -128,10 +129,48 @@ class NumpyEncoder(AudioEncoder):
         return torch.from_numpy(feats).to(wave.device)
 
 
+MEL_N_FFT, MEL_WIN, MEL_HOP = 512, 400, SAMPLE_RATE // 100
+"""STFT of the mel features: FFT size, Hann window length and hop, samples at 16 kHz."""
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    import librosa.filters
+
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=MEL_N_FFT, n_mels=n_mels, fmin=fmin, fmax=fmax).T
+
+
+def mel_power(wave: np.ndarray, n_mels: int, fmin: float, fmax: float, center: bool) -> np.ndarray:
+    """Mel power spectrogram ``[F, n_mels]`` of a 16 kHz waveform ``[N]``: the frames of
+    ``librosa.feature.melspectrogram(n_fft=512, win_length=400, hop_length=160, power=2)``
+    (a periodic Hann window of 400 samples centred in 512, librosa's Slaney mel filterbank
+    from ``librosa.filters.mel``; with ``center``, 256 zeros on each side, so frame ``j`` is
+    centred on sample ``160 j``; without, frame ``j`` starts there), ``F = 1 + (N' − 512) //
+    160`` for the (padded) length ``N'``, equal to librosa's to float32 rounding. The STFT is
+    numpy's, so that generating does not import ``librosa.feature`` (2.5 s of start-up: numba).
+
+    Raises:
+        ValueError: ``wave`` is not one-dimensional.
+    """
+    wave = np.asarray(wave, np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono waveform [N], got shape {wave.shape}")
+    if center:
+        wave = np.pad(wave, MEL_N_FFT // 2)
+    if len(wave) < MEL_N_FFT:
+        return np.zeros((0, n_mels), np.float32)
+    window = np.zeros(MEL_N_FFT, np.float32)
+    lo = (MEL_N_FFT - MEL_WIN) // 2
+    window[lo:lo + MEL_WIN] = np.hanning(MEL_WIN + 1)[:-1]  # periodic Hann
+    frames = np.lib.stride_tricks.sliding_window_view(wave, MEL_N_FFT)[::MEL_HOP]
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+    return (power @ _mel_basis(int(n_mels), float(fmin), float(fmax))).astype(np.float32)
+
+
 class MelEncoder(NumpyEncoder):
     """Log-mel spectrogram with per-utterance, per-band mean/variance normalisation.
 
-    25 ms Hann windows every 10 ms (librosa), ``n_mels`` bands between ``fmin`` and
+    25 ms Hann windows every 10 ms (:func:`mel_power`), ``n_mels`` bands between ``fmin`` and
     ``fmax`` Hz, ``log(mel + 1e-6)``, then each band standardised over the utterance and
     averaged over each output frame (``frame_average``). Output ``[T, n_mels]``.
     """
@@ -148,16 +187,10 @@ class MelEncoder(NumpyEncoder):
                 "normalize": self.normalize}
 
     def encode_numpy(self, wave: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
-        import librosa
-
-        hop = SAMPLE_RATE // 100
-        mel = librosa.feature.melspectrogram(
-            y=np.asarray(wave, dtype=np.float32), sr=SAMPLE_RATE, n_fft=512, win_length=400, hop_length=hop,
-            n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, power=2.0, center=True)
-        logmel = np.log(mel + 1e-6).T  # [F, n_mels]
+        logmel = np.log(mel_power(wave, self.n_mels, self.fmin, self.fmax, center=True) + 1e-6)  # [F, n_mels]
         if self.normalize:
             logmel = (logmel - logmel.mean(axis=0)) / (logmel.std(axis=0) + 1e-5)
-        return frame_average(logmel, SAMPLE_RATE / hop, num_frames, fps)
+        return frame_average(logmel, SAMPLE_RATE / MEL_HOP, num_frames, fps)
 
     def stream(self, fps: float) -> "MelStream":
         """Features of audio pushed chunk by chunk (:class:`MelStream`; ``normalize`` must be false)."""
@@ -438,14 +471,14 @@ class MelStream:
         FacemotionError: an encoder that normalises over the utterance (which needs all of it).
     """
 
-    N_FFT = 512
+    N_FFT = MEL_N_FFT
 
     def __init__(self, encoder: "MelEncoder", fps: float):
         if encoder.normalize:
             raise FacemotionError("the mel encoder normalises over the whole utterance and cannot stream "
                                   "(train with {\"name\": \"mel\", \"normalize\": false})")
         self.encoder, self.fps = encoder, float(fps)
-        self.hop = SAMPLE_RATE // 100
+        self.hop = MEL_HOP
         self.samples = 0                                    # samples pushed
         self.buffer = np.zeros(self.N_FFT // 2, np.float32)  # centre padding, then the waveform
         self.buffer_start = -(self.N_FFT // 2)              # sample index of buffer[0]
@@ -456,16 +489,12 @@ class MelStream:
 
     def _stft_frames(self, end: int) -> None:
         """Compute STFT frames ``stft_done .. end − 1`` from the buffer."""
-        import librosa
-
         if end <= self.stft_done:
             return
         a = self.stft_done * self.hop - self.N_FFT // 2 - self.buffer_start
         b = (end - 1) * self.hop + self.N_FFT // 2 - self.buffer_start
-        mel = librosa.feature.melspectrogram(
-            y=self.buffer[a:b], sr=SAMPLE_RATE, n_fft=self.N_FFT, win_length=400, hop_length=self.hop,
-            n_mels=self.encoder.n_mels, fmin=self.encoder.fmin, fmax=self.encoder.fmax, power=2.0, center=False)
-        self.source = np.concatenate([self.source, np.log(mel + 1e-6).T])
+        mel = mel_power(self.buffer[a:b], self.encoder.n_mels, self.encoder.fmin, self.encoder.fmax, center=False)
+        self.source = np.concatenate([self.source, np.log(mel + 1e-6)])
         self.stft_done = end
         keep = self.stft_done * self.hop - self.N_FFT // 2 - self.buffer_start
         self.buffer, self.buffer_start = self.buffer[keep:], self.buffer_start + keep
