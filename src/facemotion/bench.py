@@ -42,7 +42,7 @@ def bench_command(args) -> int:
     longest duration, and, for a model that samples window by window, the seam ratio of that
     motion (:func:`facemotion.metrics.motion.seam_ratios`; 1.0 is seamless). ``args.long_audio``
     (None: the model's) picks overlapped or autoregressive windows for a model that has both.
-    One untimed run on the speech looped to the first duration (at most 60 s) comes first
+    One untimed run on the speech looped to the longest duration (at most 60 s) comes first
     (imports, caches, the decoders of each alignment thread, the helper process).
 
     Raises:
@@ -75,7 +75,7 @@ def bench_command(args) -> int:
     print(f"{'audio s':>8} {'features':>9} {'sampling':>9} {'export':>9} {'total':>9}   "
           "(real-time factor: wall s per s of audio)")
     with tempfile.TemporaryDirectory() as tmp:
-        warm = np.resize(base, int(min(durations[0], 60.0) * SAMPLE_RATE))
+        warm = np.resize(base, int(min(max(durations), 60.0) * SAMPLE_RATE))
         _time_stages(animator, warm, speech, formats, Path(tmp))  # warm-up: imports, caches, helpers
         for seconds in durations:
             wave = np.resize(base, int(seconds * SAMPLE_RATE))
