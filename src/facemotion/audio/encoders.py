@@ -394,6 +394,11 @@ class WhisperEncoder(NumpyEncoder):
         return frame_average(encoder_states(self._model, wave, self.overlap_s), STATE_RATE, num_frames, fps)
 
 
+HELPER_MIN_S = 30.0
+"""Audio length (seconds) from which :meth:`ConcatEncoder.encode_numpy` runs phone loops in the
+helper process (below it, starting the helper costs more than it saves)."""
+
+
 class ConcatEncoder(AudioEncoder):
     """Several encoders side by side: output ``[B, T, sum of dims]`` (the default model uses phonetic + mel)."""
 
@@ -442,11 +447,6 @@ class ConcatEncoder(AudioEncoder):
                 segments = None
             parts[i] = self.encoders[i].encode_numpy(wave, num_frames, fps, segments=segments)
         return np.concatenate([parts[i] for i in range(len(self.encoders))], axis=-1)
-
-
-HELPER_MIN_S = 30.0
-"""Audio length (seconds) from which :meth:`ConcatEncoder.encode_numpy` runs phone loops in the
-helper process (below it, starting the helper costs more than it saves)."""
 
 
 _ENCODERS: dict[str, type[AudioEncoder]] = {

@@ -314,12 +314,12 @@ class LipSyncReport:
                 f"{f['num_bilabial']} /p b m/ and {f['num_open']} open-vowel segments\n"
                 f"  closure rate           {f['closure_rate']:.3f}  (target >= {THRESHOLDS['closure_rate']:g}; min aperture "
                 f"< {CLOSED_BELOW * 1000:g} mm within +-{TOLERANCE_FRAMES} frame)\n"
-                f"  open/bilabial ratio    {f['open_bilabial_ratio']:.2f}   (target >= 3; "
+                f"  open/bilabial ratio    {f['open_bilabial_ratio']:.2f}   (target >= {THRESHOLDS['open_bilabial_ratio']:g}; "
                 f"{f['mean_open_aperture'] * 1000:.2f} mm / {f['mean_bilabial_aperture'] * 1000:.2f} mm)\n"
-                f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= 0.05)\n"
+                f"  shut open-vowel rate   {f['shut_open_vowel_rate']:.3f}  (target <= {THRESHOLDS['shut_open_vowel_rate']:g})\n"
                 f"  false closure rate     {f['false_closure_rate']:.3f}  (target <= {THRESHOLDS['false_closure_rate']:g}; of "
                 f"{f['num_speech_closures']} closures during speech, those at no /p b m/)\n"
-                f"  mouth-sound lag        {f['lag'] * 1000:+.0f} ms (target within +-40 ms; positive: "
+                f"  mouth-sound lag        {f['lag'] * 1000:+.0f} ms (target within +-{THRESHOLDS['lag'] * 1000:g} ms; positive: "
                 f"the mouth is late)")
 
 
