@@ -65,6 +65,14 @@ def _train(args) -> int:
     return 0
 
 
+def _train_bilabial(args) -> int:
+    from facemotion.audio.bilabial import train_bilabial_command
+
+    print(train_bilabial_command(args.data, args.out, hours=args.hours, asr_model_dir=args.asr_model_dir,
+                                 seed=args.seed, overwrite=args.overwrite))
+    return 0
+
+
 def _generate(args) -> int:
     from facemotion.api import generate_command
 
@@ -235,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     t.add_argument("--devices", default="auto", help="Lightning devices")
     t.set_defaults(func=_train)
+
+    tb = sub.add_parser("train-bilabial", help="train the bilabial detector of the asr phone search",
+                        description="Learn which frames of Whisper's encoder states are /p b m/ from a synthetic "
+                                    "corpus's train clips (facemotion synth), for the asr phone search.")
+    tb.add_argument("--data", type=Path, required=True, help="synthetic corpus directory (facemotion synth)")
+    tb.add_argument("--out", type=Path, default=Path("runs/bilabial.npz"), help="detector .npz to write")
+    tb.add_argument("--hours", type=float, default=1.5, help="hours of train clips to learn from (default: 1.5)")
+    tb.add_argument("--seed", type=int, default=0, help="seed of the clip order and the weights (default: 0)")
+    tb.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
+    tb.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    tb.set_defaults(func=_train_bilabial)
 
     st = sub.add_parser("style", help="extract a speaking-style vector from a reference clip")
     st.add_argument("clip", type=Path, help="reference motion .npz in the model's face space (e.g. blendshapes, head_rotation)")

@@ -340,7 +340,7 @@ ALIGN_PAUSE_S = 0.25
 
 
 def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
-               vocabulary: int = VOCABULARY_SIZE, workers: int = 1) -> list[PhoneSegment]:
+               vocabulary: int = VOCABULARY_SIZE, workers: int = 1, bilabial: bool = True) -> list[PhoneSegment]:
     """Phones of Whisper's transcript: Whisper (:func:`facemotion.audio.whisper.transcribe`,
     greedy, prompted with :data:`ASR_PROMPT`) transcribes with word timestamps, pocketsphinx
     force-aligns the words stretch by stretch (:func:`transcript_stretches`: cut in the pauses,
@@ -350,12 +350,16 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
     letter-to-sound; numbers spelt out; capitalised words missing from cmudict spelt letter by
     letter). A stretch whose alignment fails is cut in two and each half aligned, down to single
     words; a word that cannot be aligned, or audio without any transcript, falls back to
-    :func:`recognize`.
+    :func:`recognize`. With ``bilabial``, the bilabial detector on Whisper's encoder states
+    (:mod:`facemotion.audio.bilabial`) then adds an ``"M"`` where it hears a /p b m/ the
+    transcript lacks (fillers such as "um", "hm"); a Whisper model whose states are not as wide
+    as the detector's (not tiny.en) is used without it, with a warning.
 
-    On the realval recordings and CMU ARCTIC a0009 this finds 0.876 of the force-aligned
-    /p b m/ within ±40 ms (phone loop 0.597, word recognition 0.620); the misses are mostly
-    words Whisper tiny.en mishears ("M F A" heard as "and I feel", "clubs" as "clothes"). On
-    60 s of real speech (2 cores) Whisper takes ~2 s and the alignment ~1.2 s.
+    On the realval recordings and CMU ARCTIC a0009 this finds 0.915 of the force-aligned
+    /p b m/ within ±40 ms (0.884 without the detector; phone loop 0.597, word recognition
+    0.620); the misses are mostly words Whisper tiny.en mishears ("M F A" heard as "and I
+    feel", "clubs" as "clothes"). On 60 s of real speech (2 cores) Whisper takes ~2 s, the
+    alignment ~1.2 s and the detector's encoder pass ~0.6 s.
 
     Args:
         wave: ``[N]`` float32 waveform, 16 kHz mono.
@@ -363,6 +367,7 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
         vocabulary: words of the :func:`recognize` fallback.
         workers: threads aligning stretches at once (pocketsphinx releases the GIL; each has a
             decoder of its own).
+        bilabial: add the detector's /p b m/.
 
     Returns:
         Contiguous segments covering the waveform, times in seconds, with their ``word``.
@@ -379,7 +384,27 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
         return recognize(wave, vocabulary)
     jobs = [(wave, words, lo, hi, vocabulary) for words, lo, hi in stretches]
     parts = map_in_threads(_align_stretch, jobs, workers)
-    return _merge_silences([seg for part in parts for seg in part])
+    segments = _merge_silences([seg for part in parts for seg in part])
+    return _add_detected_bilabials(segments, wave, model_dir) if bilabial else segments
+
+
+def _add_detected_bilabials(segments: list[PhoneSegment], wave: np.ndarray,
+                            model_dir: str | os.PathLike | None) -> list[PhoneSegment]:
+    """``segments`` with the bilabial detector's /p b m/ (:func:`facemotion.audio.bilabial.add_bilabials`)."""
+    import warnings
+
+    from facemotion.audio.bilabial import add_bilabials, load_detector
+    from facemotion.audio.whisper import encoder_states, load_whisper
+    from facemotion.errors import FacemotionWarning
+
+    detector = load_detector()
+    states = encoder_states(load_whisper(model_dir), wave)
+    if states.shape[1] != len(detector.mean):
+        warnings.warn(f"{model_dir}: Whisper states of width {states.shape[1]}, the bilabial detector "
+                      f"expects {len(detector.mean)} (tiny.en); /p b m/ come from the transcript only",
+                      FacemotionWarning, stacklevel=3)
+        return segments
+    return add_bilabials(segments, detector.probability(states))
 
 
 def transcript_stretches(transcript, duration: float, max_s: float = ALIGN_CHUNK_S,

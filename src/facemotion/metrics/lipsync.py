@@ -363,8 +363,8 @@ class SegmentCache:
 
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
         kind = "align" if transcript is not None else search
-        if kind == "asr" and self.asr_model_dir is not None:
-            kind = f"asr:{self.asr_model_dir}"
+        if kind == "asr":  # with the bilabial detector's /p b m/ (not in older caches)
+            kind = "asr+bilabial" + (f":{self.asr_model_dir}" if self.asr_model_dir is not None else "")
         key = f"{digest}|{kind}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)

@@ -1,0 +1,263 @@
+"""Bilabial detector: a small classifier on Whisper encoder states that hears /p b m/ in the
+audio itself, where Whisper's transcript has none (fillers it drops or mishears: "um but",
+"hm", "um" before a word).
+
+The ``asr`` phone search (:func:`facemotion.audio.phones.asr_phones`) force-aligns Whisper's
+words, so a /p b m/ that is not in the transcript is not in its phones and the lips do not
+close. The detector scores each 20 ms frame of Whisper's encoder states
+(:func:`facemotion.audio.whisper.encoder_states`, tiny.en: 384 values at 50 Hz) with a
+one-hidden-layer MLP over ±:data:`CONTEXT` frames; :func:`add_bilabials` puts an ``"M"`` where
+the probability stays above a threshold and the transcript's phones hold no /p b m/ nearby.
+
+It learns from the synthetic corpus (``facemotion synth``), whose phones are known, never from
+the real recordings it is scored on (``benchmarks/lipsync_realval.py --detection``). The shipped
+weights (``facemotion/pretrained/bilabial.npz``) are made by ``facemotion train-bilabial``.
+
+A component of this project, not of the four papers: an acoustic check on the phone source of
+the audio features (DiffPoseTalk Sec. 3.2 conditions on audio features; the ``phonetic``
+encoder makes them from these phones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facemotion.errors import DataError
+
+CONTEXT = 3
+"""Encoder frames on each side of the scored frame the classifier sees (±60 ms)."""
+RATE = 50.0
+"""Frames per second of the encoder states and of the probabilities."""
+THRESHOLD = 0.9
+"""Probability above which a frame is taken as a /p b m/ by :func:`add_bilabials`."""
+TOLERANCE_S = 0.04
+"""A detection within this many seconds of a transcript /p b m/ is that /p b m/ (not added)."""
+BILABIALS = ("P", "B", "M")
+
+BUNDLED_PATH = Path(__file__).resolve().parent.parent / "pretrained" / "bilabial.npz"
+"""The shipped detector, trained on the default synthetic corpus with tiny.en's states."""
+
+
+def stack_context(states: np.ndarray, context: int = CONTEXT) -> np.ndarray:
+    """Each frame with its ``context`` neighbours on either side, ``[F, d]`` → ``[F, (2c+1)·d]``
+    (the first and last frames repeat past the edges)."""
+    padded = np.pad(states, ((context, context), (0, 0)), mode="edge")
+    count = len(states)
+    return np.concatenate([padded[k : k + count] for k in range(2 * context + 1)], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BilabialDetector:
+    """Weights of the detector: input standardisation and a ReLU MLP ``(2c+1)·d → h → 1``.
+
+    Attributes:
+        mean, std: ``[d]`` statistics of the encoder states it was trained on.
+        w1: ``[(2c+1)·d, h]``; b1: ``[h]``; w2: ``[h]``; b2: scalar.
+        context: frames on each side (:data:`CONTEXT`).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: float
+    context: int = CONTEXT
+
+    def probability(self, states: np.ndarray) -> np.ndarray:
+        """Probability that each frame is inside a /p b m/, ``[F]`` float32, from encoder states
+        ``[F, d]`` at :data:`RATE` Hz.
+
+        Raises:
+            ValueError: ``states`` is not ``[F, d]`` with the detector's ``d``.
+        """
+        states = np.asarray(states, np.float32)
+        if states.ndim != 2 or states.shape[1] != len(self.mean):
+            raise ValueError(f"encoder states of shape {states.shape}: expected [F, {len(self.mean)}]")
+        x = stack_context((states - self.mean) / self.std, self.context)
+        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
+        return (1.0 / (1.0 + np.exp(-(hidden @ self.w2 + self.b2)))).astype(np.float32)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights as ``.npz`` (float16 matrices), atomically."""
+        from facemotion.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, mean=self.mean, std=self.std, w1=self.w1.astype(np.float16), b1=self.b1,
+                         w2=self.w2, b2=np.float32(self.b2), context=np.int64(self.context))
+
+
+@functools.lru_cache(maxsize=4)
+def load_detector(path: str | os.PathLike | None = None) -> BilabialDetector:
+    """The detector saved at ``path`` (default :data:`BUNDLED_PATH`), loaded once per process.
+
+    Raises:
+        DataError: the file is missing or not a detector's weights (the message names it).
+    """
+    path = Path(path) if path is not None else BUNDLED_PATH
+    try:
+        with np.load(path) as z:
+            return BilabialDetector(z["mean"].astype(np.float32), z["std"].astype(np.float32),
+                                    z["w1"].astype(np.float32), z["b1"].astype(np.float32),
+                                    z["w2"].astype(np.float32), float(z["b2"]), int(z["context"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"{path}: cannot read the bilabial detector ({error}); reinstall facemotion "
+                        "or retrain it with facemotion train-bilabial") from error
+
+
+def detections(probability: np.ndarray, threshold: float = THRESHOLD) -> list[tuple[float, float]]:
+    """Runs of frames whose probability exceeds ``threshold``, as ``(start, end)`` seconds
+    (frame ``i`` spans ``[i, i+1) / RATE``)."""
+    above = np.concatenate([[False], np.asarray(probability) > threshold, [False]])
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    return [(a / RATE, b / RATE) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def add_bilabials(segments: Sequence, probability: np.ndarray, threshold: float = THRESHOLD,
+                  tolerance: float = TOLERANCE_S) -> list:
+    """Phone segments with an ``"M"`` wherever the detector hears a /p b m/ they lack.
+
+    Each run of :func:`detections` that overlaps no /p b m/ of ``segments`` widened by
+    ``tolerance`` seconds replaces what ``segments`` hold over its span with one ``"M"``
+    (``word`` None); the segments it cuts keep their parts outside it.
+
+    Args:
+        segments: contiguous :class:`~facemotion.audio.phones.PhoneSegment` list, seconds.
+        probability: ``[F]`` per-frame probabilities at :data:`RATE` Hz (:meth:`BilabialDetector.probability`).
+    Returns:
+        Contiguous segments covering the same time.
+    """
+    out = list(segments)
+    near = [(s.start - tolerance, s.end + tolerance) for s in out if s.phone in BILABIALS]
+    end = out[-1].end if out else 0.0
+    for start, stop in detections(probability, threshold):
+        stop = min(stop, end)
+        if stop <= start or any(start < b and a < stop for a, b in near):
+            continue
+        kept = []
+        for seg in out:
+            if seg.end <= start or seg.start >= stop:
+                kept.append(seg)
+                continue
+            if seg.start < start:
+                kept.append(dataclasses.replace(seg, end=start))
+            if seg.end > stop:
+                kept.append(dataclasses.replace(seg, start=stop))
+        out = sorted(kept + [type(out[0])("M", start, stop)], key=lambda s: s.start)
+    return out
+
+
+def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os.PathLike | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder states and /p b m/ labels of the corpus's ``train`` clips, at most ``hours``.
+
+    Clips (in a seeded random order) are joined into stretches of up to 29.5 s, each clip padded
+    to whole 20 ms frames, and encoded as one audio (:func:`~facemotion.audio.whisper.encoder_states`);
+    a frame's label is 1 where the clip's stored phones (``phones`` of its motion ``.npz``) hold
+    a /p b m/.
+
+    Returns:
+        ``([F, d] float32 states, [F] float32 labels)``.
+    Raises:
+        DataError: the corpus manifest is missing or malformed, or a clip cannot be read.
+    """
+    from tqdm import tqdm
+
+    from facemotion.audio.io import load_audio
+    from facemotion.audio.whisper import encoder_states, load_whisper
+    from facemotion.data.native import read_manifest
+
+    corpus = Path(corpus)
+    rows = read_manifest(corpus, split="train")
+    np.random.default_rng(seed).shuffle(rows)
+    model = load_whisper(model_dir)
+    states, labels, waves, marks = [], [], [], []
+
+    def flush():
+        if waves:
+            encoded = encoder_states(model, np.concatenate(waves))
+            mark = np.concatenate(marks)[: len(encoded)]
+            states.append(encoded[: len(mark)])
+            labels.append(mark)
+            waves.clear()
+            marks.clear()
+
+    total, limit = 0.0, hours * 3600.0
+    with tqdm(total=round(limit), unit="s", desc="encoder states") as bar:
+        for row in rows:
+            if total >= limit:
+                break
+            wave = load_audio(corpus / row["audio"])
+            try:
+                with np.load(corpus / row["motion"]) as z:
+                    phones = json.loads(str(z["phones"]))
+            except (OSError, ValueError, KeyError) as error:
+                raise DataError(f"{corpus / row['motion']}: no readable phones ({error})") from error
+            count = int(np.ceil(len(wave) / 16000 * RATE))
+            mark = np.zeros(count, np.float32)
+            for phone, start, end in phones:
+                if phone.rstrip("012") in BILABIALS:
+                    mark[int(round(start * RATE)) : int(round(end * RATE))] = 1.0
+            if sum(map(len, waves)) + count * 320 > 29.5 * 16000:
+                flush()
+            waves.append(np.pad(wave, (0, count * 320 - len(wave))))
+            marks.append(mark)
+            total += len(wave) / 16000
+            bar.update(round(total) - bar.n)
+    flush()
+    if not states:
+        raise DataError(f"{corpus}: no train clips to learn the bilabial detector from")
+    return np.concatenate(states), np.concatenate(labels)
+
+
+def train_detector(states: np.ndarray, labels: np.ndarray, hidden: int = 256, epochs: int = 6,
+                   seed: int = 0) -> BilabialDetector:
+    """Fit the detector on ``[F, d]`` states and ``[F]`` 0/1 labels: binary cross-entropy, AdamW
+    (lr 1e-3, weight decay 0.01), batches of 1024 frames, dropout 0.2 on the hidden layer."""
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    mean, std = states.mean(0), states.std(0) + 1e-5
+    x = torch.from_numpy(stack_context((states - mean) / std).astype(np.float32))
+    y = torch.from_numpy(labels.astype(np.float32))
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                              torch.nn.Linear(hidden, 1))
+    optimizer = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-2)
+    for _ in tqdm(range(epochs), desc="bilabial detector", unit="epoch"):
+        for batch in torch.randperm(len(x)).split(1024):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch])[:, 0], y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    first, last = net[0], net[3]
+    return BilabialDetector(mean.astype(np.float32), std.astype(np.float32),
+                            first.weight.detach().numpy().T.copy(), first.bias.detach().numpy().copy(),
+                            last.weight.detach().numpy()[0].copy(), float(last.bias.detach()[0]))
+
+
+def train_bilabial_command(data: str | os.PathLike, out: str | os.PathLike, hours: float = 1.5,
+                           asr_model_dir: str | os.PathLike | None = None, seed: int = 0,
+                           overwrite: bool = False) -> Path:
+    """``facemotion train-bilabial``: :func:`training_frames` then :func:`train_detector`, saved to
+    ``out`` (checked, and its folder locked, before any work). Returns ``out``.
+
+    Raises:
+        OutputError: ``out`` exists (without ``overwrite``) or cannot be written.
+        DataError: see :func:`training_frames`.
+    """
+    from facemotion.export.outputs import check_output, output_folder
+
+    with output_folder(Path(out).parent):
+        out = check_output(out, overwrite=overwrite)
+        states, labels = training_frames(data, hours, asr_model_dir, seed)
+        train_detector(states, labels, seed=seed).save(out)
+    return out
