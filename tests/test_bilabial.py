@@ -104,10 +104,10 @@ def test_train_bilabial_refuses_an_existing_output_before_any_work(tmp_path):
     out = tmp_path / "d.npz"
     out.write_bytes(b"keep")
     with pytest.raises(OutputError, match="exists"):
-        train_bilabial_command(tmp_path / "no-corpus", out)
+        train_bilabial_command([tmp_path / "no-corpus"], out)
     assert out.read_bytes() == b"keep"
     with pytest.raises(DataError, match="no-corpus"):
-        train_bilabial_command(tmp_path / "no-corpus", tmp_path / "e.npz")
+        train_bilabial_command([tmp_path / "no-corpus"], tmp_path / "e.npz")
     assert not (tmp_path / "e.npz").exists()
 
 
@@ -119,8 +119,8 @@ def test_train_bilabial_on_a_tiny_corpus_learns_its_bilabials(tmp_path):
     for r in records:  # learn from every clip
         r["split"] = "train"
     (tmp_path / "c" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = train_bilabial_command(tmp_path / "c", tmp_path / "d.npz", hours=1.0)
+    out = train_bilabial_command([tmp_path / "c"], tmp_path / "d.npz", hours=1.0)
     detector = load_detector(out)
-    states, labels = bilabial.training_frames(tmp_path / "c", 1.0)
+    states, labels = bilabial.training_frames([tmp_path / "c"], 1.0)
     p = detector.probability(states)
     assert labels.sum() > 5 and p[labels == 1].mean() > p[labels == 0].mean() + 0.2

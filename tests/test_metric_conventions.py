@@ -65,7 +65,7 @@ def test_closure_from_track_by_hand():
 
 def test_close_lips_meets_the_lips_on_held_frames():
     from facemotion.face.arkit import ARKIT_BLENDSHAPES
-    from facemotion.face.lips import CLOSURE_JAW, close_lips
+    from facemotion.face.lips import CLOSURE_JAW, CLOSURE_LIP_ROLL, close_lips
 
     names = list(ARKIT_BLENDSHAPES)
     w = np.full((3, len(names)), 0.5)
@@ -76,3 +76,22 @@ def test_close_lips_meets_the_lips_on_held_frames():
     assert w[2, jaw] == CLOSURE_JAW and w[2, close] == CLOSURE_JAW
     assert w[2, names.index("mouthFunnel")] == 0 and w[2, names.index("mouthLowerDownLeft")] == 0
     assert w[2, names.index("mouthPressLeft")] == 0.5                        # press at least 0.3
+    assert w[2, names.index("mouthRollLower")] == CLOSURE_LIP_ROLL           # a rolled lip parts the lips
+    assert w[1, names.index("mouthRollUpper")] == pytest.approx(0.5 * 0.5 + 0.5 * CLOSURE_LIP_ROLL)
+
+
+def test_close_lips_shuts_the_ict_head_with_rolled_lips():
+    from facemotion.face.arkit import ARKIT_BLENDSHAPES
+    from facemotion.face.lips import close_lips
+    from facemotion.face.space import BlendshapeSpace
+    from facemotion.metrics.lipsync import CLOSED_BELOW, aperture_from_motion
+
+    space = BlendshapeSpace()
+    names = list(space.names)  # the 52 ARKit blendshapes and the head rotation
+    assert names[:52] == list(ARKIT_BLENDSHAPES)
+    w = np.zeros((1, len(names)))
+    w[0, names.index("jawOpen")], w[0, names.index("mouthRollLower")] = 0.3, 0.26
+    w[0, names.index("mouthSmileLeft")] = w[0, names.index("mouthSmileRight")] = 0.6
+    assert aperture_from_motion(space, w)[0] > 5e-3
+    close_lips(w, names, np.ones(1), np.ones(1, bool))
+    assert aperture_from_motion(space, w)[0] < CLOSED_BELOW / 2

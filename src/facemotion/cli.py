@@ -247,9 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("train-bilabial", help="train the bilabial detector of the asr phone search",
                         description="Learn which frames of Whisper's encoder states are /p b m/ from a synthetic "
                                     "corpus's train clips (facemotion synth), for the asr phone search.")
-    tb.add_argument("--data", type=Path, required=True, help="synthetic corpus directory (facemotion synth)")
+    tb.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="synthetic corpus directories (facemotion synth); their train clips are mixed")
     tb.add_argument("--out", type=Path, default=Path("runs/bilabial.npz"), help="detector .npz to write")
-    tb.add_argument("--hours", type=float, default=1.5, help="hours of train clips to learn from (default: 1.5)")
+    tb.add_argument("--hours", type=float, default=1.5, help="hours of train clips to learn from, in all (default: 1.5)")
     tb.add_argument("--seed", type=int, default=0, help="seed of the clip order and the weights (default: 0)")
     tb.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     tb.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

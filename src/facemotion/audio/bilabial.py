@@ -155,11 +155,12 @@ def add_bilabials(segments: Sequence, probability: np.ndarray, threshold: float 
     return out
 
 
-def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os.PathLike | None = None,
+def training_frames(corpora: Sequence[str | os.PathLike], hours: float, model_dir: str | os.PathLike | None = None,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder states and /p b m/ labels of the corpus's ``train`` clips, at most ``hours``.
+    """Encoder states and /p b m/ labels of the ``train`` clips of synthetic corpora, at most
+    ``hours`` in all.
 
-    Clips (in a seeded random order) are joined into stretches of up to 29.5 s, each clip padded
+    The clips of all corpora (in a seeded random order) are joined into stretches of up to 29.5 s, each clip padded
     to whole 20 ms frames, and encoded as one audio (:func:`~facemotion.audio.whisper.encoder_states`);
     a frame's label is 1 where the clip's stored phones (``phones`` of its motion ``.npz``) hold
     a /p b m/.
@@ -167,7 +168,7 @@ def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os
     Returns:
         ``([F, d] float32 states, [F] float32 labels)``.
     Raises:
-        DataError: the corpus manifest is missing or malformed, or a clip cannot be read.
+        DataError: a corpus manifest is missing or malformed, or a clip cannot be read.
     """
     from tqdm import tqdm
 
@@ -175,8 +176,7 @@ def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os
     from facemotion.audio.whisper import encoder_states, load_whisper
     from facemotion.data.native import read_manifest
 
-    corpus = Path(corpus)
-    rows = read_manifest(corpus, split="train")
+    rows = [(Path(corpus), row) for corpus in corpora for row in read_manifest(corpus, split="train")]
     np.random.default_rng(seed).shuffle(rows)
     model = load_whisper(model_dir)
     states, labels, waves, marks = [], [], [], []
@@ -192,7 +192,7 @@ def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os
 
     total, limit = 0.0, hours * 3600.0
     with tqdm(total=round(limit), unit="s", desc="encoder states") as bar:
-        for row in rows:
+        for corpus, row in rows:
             if total >= limit:
                 break
             wave = load_audio(corpus / row["audio"])
@@ -214,7 +214,7 @@ def training_frames(corpus: str | os.PathLike, hours: float, model_dir: str | os
             bar.update(round(total) - bar.n)
     flush()
     if not states:
-        raise DataError(f"{corpus}: no train clips to learn the bilabial detector from")
+        raise DataError(f"{', '.join(map(str, corpora))}: no train clips to learn the bilabial detector from")
     return np.concatenate(states), np.concatenate(labels)
 
 
@@ -244,7 +244,7 @@ def train_detector(states: np.ndarray, labels: np.ndarray, hidden: int = 256, ep
                             last.weight.detach().numpy()[0].copy(), float(last.bias.detach()[0]))
 
 
-def train_bilabial_command(data: str | os.PathLike, out: str | os.PathLike, hours: float = 1.5,
+def train_bilabial_command(data: Sequence[str | os.PathLike], out: str | os.PathLike, hours: float = 1.5,
                            asr_model_dir: str | os.PathLike | None = None, seed: int = 0,
                            overwrite: bool = False) -> Path:
     """``facemotion train-bilabial``: :func:`training_frames` then :func:`train_detector`, saved to

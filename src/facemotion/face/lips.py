@@ -80,7 +80,11 @@ CLOSURE_JAW = 0.08
 """At /p b m/ the jaw opens at most this much (ARKit ``jawOpen``); ``mouthClose`` matches it."""
 CLOSURE_LIP_RAISE = 0.1
 """At /p b m/ the channels that lift the upper lip (an emotion's sneer) are held at most at this."""
+CLOSURE_LIP_ROLL = 0.05
+"""At /p b m/ the lips roll in at most this much (``mouthRollLower``, ``mouthRollUpper``): on the
+ICT head a lower-lip roll of 0.26 alone parts the lips by ~3 mm."""
 _OPEN_LIPS = ("mouthFunnel", "mouthLowerDown", "mouthUpperUp", "tongueOut")
+_ROLL_LIPS = ("mouthRollLower", "mouthRollUpper")
 _RAISE_LIP = ("mouthShrugUpper", "noseSneer")
 
 
@@ -91,7 +95,8 @@ def close_lips(weights: np.ndarray, names, closure: np.ndarray, hold: np.ndarray
     jawOpen - mouthClose) and nothing parts them: where ``closure`` is c, the jaw is eased
     towards at most :data:`CLOSURE_JAW`, ``mouthClose`` towards the jaw, the lip-parting shapes
     (funnel, lower-lip down, upper-lip up, tongue out) scaled by 1 - c, the upper-lip raisers
-    towards at most :data:`CLOSURE_LIP_RAISE`, and ``mouthPress`` raised to at least 0.3 c; on
+    towards at most :data:`CLOSURE_LIP_RAISE`, the lip rolls towards at most
+    :data:`CLOSURE_LIP_ROLL`, and ``mouthPress`` raised to at least 0.3 c; on
     the ``hold`` frames all of it holds exactly. Not from the four papers: the data engine's
     viseme rule (:mod:`facemotion.synth.animate`), which the samplers' lip closure also applies.
 
@@ -112,17 +117,20 @@ def close_lips(weights: np.ndarray, names, closure: np.ndarray, hold: np.ndarray
 
     jaw, close = index["jawOpen"], index["mouthClose"]
     open_lips, raise_lip, press = channels(_OPEN_LIPS), channels(_RAISE_LIP), channels(("mouthPress",))
+    roll = channels(_ROLL_LIPS)
     c = np.asarray(closure)[:, None]
     weights[:, jaw] = weights[:, jaw] * (1 - c[:, 0]) + np.minimum(weights[:, jaw], CLOSURE_JAW) * c[:, 0]
     weights[:, close] = weights[:, close] * (1 - c[:, 0]) + weights[:, jaw] * c[:, 0]
     weights[:, open_lips] *= 1 - c
     weights[:, raise_lip] = weights[:, raise_lip] * (1 - c) + np.minimum(weights[:, raise_lip], CLOSURE_LIP_RAISE) * c
+    weights[:, roll] = weights[:, roll] * (1 - c) + np.minimum(weights[:, roll], CLOSURE_LIP_ROLL) * c
     weights[:, press] = np.maximum(weights[:, press], 0.3 * c)
     f = np.flatnonzero(hold) if np.asarray(hold).dtype == bool else np.asarray(hold, int)
     weights[f, jaw] = np.minimum(weights[f, jaw], CLOSURE_JAW)
     weights[f, close] = weights[f, jaw]
     weights[np.ix_(f, open_lips)] = 0.0
     weights[np.ix_(f, raise_lip)] = np.minimum(weights[np.ix_(f, raise_lip)], CLOSURE_LIP_RAISE)
+    weights[np.ix_(f, roll)] = np.minimum(weights[np.ix_(f, roll)], CLOSURE_LIP_ROLL)
     return weights
 
 
@@ -155,5 +163,5 @@ def closure_from_track(track: np.ndarray, fps: float, threshold: float) -> tuple
     return np.exp(-CLOSURE_EASE * d), hold
 
 
-__all__ = ["CLOSURE_EASE", "CLOSURE_JAW", "CLOSURE_LIP_RAISE", "LVE_CONVENTIONS", "close_lips",
+__all__ = ["CLOSURE_EASE", "CLOSURE_JAW", "CLOSURE_LIP_RAISE", "CLOSURE_LIP_ROLL", "LVE_CONVENTIONS", "close_lips",
            "closure_from_track", "lip_aperture", "lip_vertex_error"]
