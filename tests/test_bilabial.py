@@ -36,11 +36,12 @@ def test_add_bilabials_cuts_an_m_into_the_phones_where_none_is_near():
     segs = [PhoneSegment("SIL", 0.0, 0.5), PhoneSegment("AH", 0.5, 1.0, word="um"),
             PhoneSegment("B", 1.0, 1.1, word="but"), PhoneSegment("AH", 1.1, 1.3, word="but"),
             PhoneSegment("SIL", 1.3, 2.0)]
-    # one run inside "um" (0.80-0.90 s), one 20 ms from the /b/ (already there), one in the pause
-    out = add_bilabials(segs, _probability([(40, 45), (51, 53), (70, 72)]))
+    # one run inside "um" (0.80-0.90 s), one 20 ms from the /b/ (already there), one in the
+    # pause, one too short (40 ms)
+    out = add_bilabials(segs, _probability([(40, 45), (51, 54), (70, 73), (80, 82)]))
     assert [(s.phone, s.start, s.end) for s in out] == [
         ("SIL", 0.0, 0.5), ("AH", 0.5, 0.8), ("M", 0.8, 0.9), ("AH", 0.9, 1.0), ("B", 1.0, 1.1),
-        ("AH", 1.1, 1.3), ("SIL", 1.3, 1.4), ("M", 1.4, 1.44), ("SIL", 1.44, 2.0)]
+        ("AH", 1.1, 1.3), ("SIL", 1.3, 1.4), ("M", 1.4, 1.46), ("SIL", 1.46, 2.0)]
     assert out[1].word == "um" and out[2].word is None
     assert add_bilabials(segs, np.zeros(100, np.float32)) == segs
 
@@ -87,15 +88,15 @@ def test_asr_search_adds_what_the_detector_hears(arctic, monkeypatch):
     wave, reference = arctic
     plain = phones.asr_phones(wave, bilabial=False)
 
-    def hears_an_m(self, states):  # a detector that hears an /m/ at 1.00-1.06 s
+    def hears_an_m(self, states):  # a detector that hears an /m/ at 1.00-1.08 s
         p = np.zeros(len(states), np.float32)
-        p[50:53] = 1.0
+        p[50:54] = 1.0
         return p
 
     monkeypatch.setattr(BilabialDetector, "probability", hears_an_m)
     with_m = phones.asr_phones(wave)
     added = [s for s in with_m if s not in plain]
-    assert [(s.phone, s.start, s.end) for s in added if s.phone == "M"] == [("M", 1.0, 1.06)]
+    assert [(s.phone, s.start, s.end) for s in added if s.phone == "M"] == [("M", 1.0, 1.08)]
     assert with_m[-1].end == plain[-1].end and all(
         a.end == pytest.approx(b.start) for a, b in zip(with_m[:-1], with_m[1:]))
 

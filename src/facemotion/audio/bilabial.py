@@ -37,6 +37,9 @@ RATE = 50.0
 """Frames per second of the encoder states and of the probabilities."""
 THRESHOLD = 0.9
 """Probability above which a frame is taken as a /p b m/ by :func:`add_bilabials`."""
+MIN_DURATION_S = 0.06
+"""Shortest run of frames above the threshold that :func:`add_bilabials` takes as a /p b m/,
+seconds: shorter runs fire mostly in laughter and breaths."""
 TOLERANCE_S = 0.04
 """A detection within this many seconds of a transcript /p b m/ is that /p b m/ (not added)."""
 BILABIALS = ("P", "B", "M")
@@ -83,7 +86,7 @@ class BilabialDetector:
             raise ValueError(f"encoder states of shape {states.shape}: expected [F, {len(self.mean)}]")
         x = stack_context((states - self.mean) / self.std, self.context)
         hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
-        return (1.0 / (1.0 + np.exp(-(hidden @ self.w2 + self.b2)))).astype(np.float32)
+        return (0.5 + 0.5 * np.tanh(0.5 * (hidden @ self.w2 + self.b2))).astype(np.float32)  # the logistic
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights as ``.npz`` (float16 matrices), atomically."""
@@ -113,6 +116,22 @@ def load_detector(path: str | os.PathLike | None = None) -> BilabialDetector:
                         "or retrain it with facemotion train-bilabial") from error
 
 
+@functools.lru_cache(maxsize=4)
+def detector_digest(path: str | os.PathLike | None = None) -> str:
+    """SHA-256 of the detector's file (default :data:`BUNDLED_PATH`), e.g. to key caches of phones.
+
+    Raises:
+        DataError: the file is missing (the message names it).
+    """
+    import hashlib
+
+    path = Path(path) if path is not None else BUNDLED_PATH
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the bilabial detector ({error})") from error
+
+
 def detections(probability: np.ndarray, threshold: float = THRESHOLD) -> list[tuple[float, float]]:
     """Runs of frames whose probability exceeds ``threshold``, as ``(start, end)`` seconds
     (frame ``i`` spans ``[i, i+1) / RATE``)."""
@@ -122,11 +141,11 @@ def detections(probability: np.ndarray, threshold: float = THRESHOLD) -> list[tu
 
 
 def add_bilabials(segments: Sequence, probability: np.ndarray, threshold: float = THRESHOLD,
-                  tolerance: float = TOLERANCE_S) -> list:
+                  tolerance: float = TOLERANCE_S, min_duration: float = MIN_DURATION_S) -> list:
     """Phone segments with an ``"M"`` wherever the detector hears a /p b m/ they lack.
 
-    Each run of :func:`detections` that overlaps no /p b m/ of ``segments`` widened by
-    ``tolerance`` seconds replaces what ``segments`` hold over its span with one ``"M"``
+    Each run of :func:`detections` at least ``min_duration`` seconds long that overlaps no
+    /p b m/ of ``segments`` widened by ``tolerance`` seconds replaces what ``segments`` hold over its span with one ``"M"``
     (``word`` None); the segments it cuts keep their parts outside it.
 
     Args:
@@ -140,7 +159,7 @@ def add_bilabials(segments: Sequence, probability: np.ndarray, threshold: float 
     end = out[-1].end if out else 0.0
     for start, stop in detections(probability, threshold):
         stop = min(stop, end)
-        if stop <= start or any(start < b and a < stop for a, b in near):
+        if stop - start < min_duration - 1e-9 or any(start < b and a < stop for a, b in near):
             continue
         kept = []
         for seg in out:

@@ -33,10 +33,11 @@ from facemotion.export.outputs import output_folder
 from facemotion.processes import process_pool
 
 
-CACHE_VERSIONS: dict[tuple[str, str | None], int] = {("phonetic", "asr"): 2}
+CACHE_VERSIONS: dict[tuple[str, str | None], int] = {("phonetic", "asr"): 3}
 """Feature blocks whose code changed what they compute, ``(name, search)`` → version, so that
 caches written before are not reused: Whisper's phones since they are aligned stretch by
-stretch (version 2). Blocks not listed are version 1."""
+stretch (version 2) and since the bilabial detector adds /p b m/ to them (version 3). Blocks
+not listed are version 1."""
 
 
 def feature_dir(root: str | os.PathLike, encoder_config: dict, fps: float) -> Path:

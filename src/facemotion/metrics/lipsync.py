@@ -332,9 +332,11 @@ def default_cache_path() -> Path:
 class SegmentCache:
     """Phone segments of recordings, cached in a JSON file (they do not depend on the model).
 
-    Entries are keyed by the SHA-256 of the audio file's bytes, the decoding kind (with the
-    Whisper model's directory for ``asr`` with ``asr_model_dir``) and the transcript, so a
-    changed recording or transcript is decoded afresh.
+    Entries are keyed by the SHA-256 of the audio file's bytes, the decoding kind (for ``asr``
+    with the SHA-256 of the bilabial detector's file, its threshold and minimum duration, and
+    the Whisper model's directory, if
+    ``asr_model_dir``) and the transcript, so a changed recording, transcript or detector is
+    decoded afresh.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None):
@@ -363,8 +365,11 @@ class SegmentCache:
 
         digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
         kind = "align" if transcript is not None else search
-        if kind == "asr":  # with the bilabial detector's /p b m/ (not in older caches)
-            kind = "asr+bilabial" + (f":{self.asr_model_dir}" if self.asr_model_dir is not None else "")
+        if kind == "asr":  # with the /p b m/ of the bilabial detector (this one: its file and settings)
+            from facemotion.audio import bilabial
+
+            kind = (f"asr+bilabial-{bilabial.detector_digest()[:16]}-{bilabial.THRESHOLD:g}-{bilabial.MIN_DURATION_S:g}"
+                    + (f":{self.asr_model_dir}" if self.asr_model_dir else ""))
         key = f"{digest}|{kind}|{transcript or ''}"
         if key not in self._data:  # failures are not cached: a better aligner may succeed
             wave = load_audio(audio)
