@@ -125,3 +125,19 @@ def test_train_bilabial_on_a_tiny_corpus_learns_its_bilabials(tmp_path):
     states, labels = bilabial.training_frames([tmp_path / "c"], 1.0)
     p = detector.probability(states)
     assert labels.sum() > 5 and p[labels == 1].mean() > p[labels == 0].mean() + 0.2
+
+
+def test_audio_probability_in_pieces_equals_one_piece(arctic):
+    wave, _ = arctic
+    detector, model = load_detector(), load_whisper()
+    whole = bilabial.audio_probability(detector, model, wave)
+    assert whole.shape == (int(np.ceil(len(wave) / 320)),)
+    pieces = bilabial.audio_probability(detector, model, wave, chunk_s=2.0, margin_s=1.0)
+    assert pieces.shape == whole.shape
+
+    def runs(p):  # what add_bilabials takes
+        return [(a, b) for a, b in detections(p) if b - a >= bilabial.MIN_DURATION_S - 1e-9]
+
+    # each piece is encoded in a window of its own, so values differ a little; the runs agree
+    assert len(runs(pieces)) == len(runs(whole)) >= 1
+    np.testing.assert_allclose(runs(pieces), runs(whole), atol=0.041)

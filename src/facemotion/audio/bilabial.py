@@ -116,6 +116,38 @@ def load_detector(path: str | os.PathLike | None = None) -> BilabialDetector:
                         "or retrain it with facemotion train-bilabial") from error
 
 
+CHUNK_S = 300.0
+"""Audio encoded at once by :func:`audio_probability`, seconds (memory stays bounded for an hour)."""
+
+
+def audio_probability(detector: BilabialDetector, model, wave: np.ndarray, chunk_s: float = CHUNK_S,
+                      margin_s: float = 10.0) -> np.ndarray:
+    """The detector's probability of /p b m/ for each 20 ms frame of a 16 kHz waveform ``[N]``,
+    ``[ceil(N / 320)]`` float32.
+
+    The waveform is encoded (:func:`~facemotion.audio.whisper.encoder_states`) in pieces of
+    ``chunk_s`` seconds, each with ``margin_s`` seconds of audio on either side whose frames are
+    dropped, so memory does not grow with the length of the audio.
+
+    Args:
+        detector: :func:`load_detector`'s; model: a loaded Whisper (:func:`~facemotion.audio.whisper.load_whisper`).
+    Raises:
+        ValueError: the model's states are not as wide as the detector's.
+    """
+    from facemotion.audio.whisper import encoder_states
+
+    per_frame = int(16000 / RATE)
+    count = max(1, int(np.ceil(len(wave) / per_frame)))
+    step, margin = int(chunk_s * RATE), int(margin_s * RATE)
+    out = np.zeros(count, np.float32)
+    for start in range(0, count, step):
+        lo, hi = max(0, start - margin), min(count, start + step + margin)
+        p = detector.probability(encoder_states(model, wave[lo * per_frame : hi * per_frame]))
+        stop = min(count, start + step)
+        out[start:stop] = p[start - lo : stop - lo]
+    return out
+
+
 @functools.lru_cache(maxsize=4)
 def detector_digest(path: str | os.PathLike | None = None) -> str:
     """SHA-256 of the detector's file (default :data:`BUNDLED_PATH`), e.g. to key caches of phones.

@@ -393,18 +393,17 @@ def _add_detected_bilabials(segments: list[PhoneSegment], wave: np.ndarray,
     """``segments`` with the bilabial detector's /p b m/ (:func:`facemotion.audio.bilabial.add_bilabials`)."""
     import warnings
 
-    from facemotion.audio.bilabial import add_bilabials, load_detector
-    from facemotion.audio.whisper import encoder_states, load_whisper
+    from facemotion.audio.bilabial import add_bilabials, audio_probability, load_detector
+    from facemotion.audio.whisper import load_whisper, state_dim
     from facemotion.errors import FacemotionWarning
 
-    detector = load_detector()
-    states = encoder_states(load_whisper(model_dir), wave)
-    if states.shape[1] != len(detector.mean):
-        warnings.warn(f"{model_dir}: Whisper states of width {states.shape[1]}, the bilabial detector "
+    detector, model = load_detector(), load_whisper(model_dir)
+    if state_dim(model) != len(detector.mean):
+        warnings.warn(f"{model_dir}: Whisper states of width {state_dim(model)}, the bilabial detector "
                       f"expects {len(detector.mean)} (tiny.en); /p b m/ come from the transcript only",
                       FacemotionWarning, stacklevel=3)
         return segments
-    return add_bilabials(segments, detector.probability(states))
+    return add_bilabials(segments, audio_probability(detector, model, wave))
 
 
 def transcript_stretches(transcript, duration: float, max_s: float = ALIGN_CHUNK_S,
