@@ -334,9 +334,8 @@ class SegmentCache:
 
     Entries are keyed by the SHA-256 of the audio file's bytes, the decoding kind (for ``asr``
     with the SHA-256 of the bilabial detector's file, its threshold and minimum duration, and
-    the Whisper model's directory, if
-    ``asr_model_dir``) and the transcript, so a changed recording, transcript or detector is
-    decoded afresh.
+    the Whisper model's directory if ``asr_model_dir``) and the transcript, so a changed
+    recording, transcript or detector is decoded afresh.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, asr_model_dir: str | os.PathLike | None = None):
