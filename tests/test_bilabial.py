@@ -64,6 +64,13 @@ def test_training_separates_a_learnable_label_and_the_weights_round_trip(tmp_pat
     np.testing.assert_allclose(loaded.probability(states), p, atol=2e-3)  # float16 weights
     with pytest.raises(ValueError, match="expected"):
         loaded.probability(states[:, :4])
+    other = train_detector(states, 1.0 - labels, hidden=16, epochs=1, seed=1)
+    both = loaded.joined(other)
+    both.save(tmp_path / "both.npz")
+    np.testing.assert_allclose(load_detector(tmp_path / "both.npz").probability(states),
+                               (loaded.probability(states) + other.probability(states)) / 2, atol=2e-3)
+    with pytest.raises(ValueError, match="cannot join"):
+        loaded.joined(train_detector(states, labels, hidden=8, epochs=1))
     (tmp_path / "bad.npz").write_bytes(b"not a detector")
     with pytest.raises(DataError, match="bad.npz"):
         load_detector(tmp_path / "bad.npz")

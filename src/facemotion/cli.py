@@ -69,7 +69,7 @@ def _train_bilabial(args) -> int:
     from facemotion.audio.bilabial import train_bilabial_command
 
     print(train_bilabial_command(args.data, args.out, hours=args.hours, asr_model_dir=args.asr_model_dir,
-                                 seed=args.seed, overwrite=args.overwrite))
+                                 seed=args.seed, overwrite=args.overwrite, join=args.join))
     return 0
 
 
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--out", type=Path, default=Path("runs/bilabial.npz"), help="detector .npz to write")
     tb.add_argument("--hours", type=float, default=1.5, help="hours of train clips to learn from, in all (default: 1.5)")
     tb.add_argument("--seed", type=int, default=0, help="seed of the clip order and the weights (default: 0)")
+    tb.add_argument("--join", type=Path, metavar="DETECTOR",
+                    help="a detector .npz whose networks the new one joins (an ensemble: probabilities averaged)")
     tb.add_argument("--asr-model-dir", type=Path, help=ASR_MODEL_HELP)
     tb.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     tb.set_defaults(func=_train_bilabial)

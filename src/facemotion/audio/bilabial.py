@@ -5,13 +5,15 @@ audio itself, where Whisper's transcript has none (fillers it drops or mishears:
 The ``asr`` phone search (:func:`facemotion.audio.phones.asr_phones`) force-aligns Whisper's
 words, so a /p b m/ that is not in the transcript is not in its phones and the lips do not
 close. The detector scores each 20 ms frame of Whisper's encoder states
-(:func:`facemotion.audio.whisper.encoder_states`, tiny.en: 384 values at 50 Hz) with a
-one-hidden-layer MLP over ±:data:`CONTEXT` frames; :func:`add_bilabials` puts an ``"M"`` where
-the probability stays above a threshold and the transcript's phones hold no /p b m/ nearby.
+(:func:`facemotion.audio.whisper.encoder_states`, tiny.en: 384 values at 50 Hz) with
+one-hidden-layer MLPs over ±:data:`CONTEXT` frames (an ensemble: their probabilities are
+averaged); :func:`add_bilabials` puts an ``"M"`` where the probability stays above a threshold
+for long enough and the transcript's phones hold no /p b m/ nearby.
 
-It learns from the synthetic corpus (``facemotion synth``), whose phones are known, never from
+It learns from synthetic corpora (``facemotion synth``), whose phones are known, never from
 the real recordings it is scored on (``benchmarks/lipsync_realval.py --detection``). The shipped
-weights (``facemotion/pretrained/bilabial.npz``) are made by ``facemotion train-bilabial``.
+weights (``facemotion/pretrained/bilabial.npz``: two networks, one trained on read speech, one
+on read and spontaneous speech) are made by ``facemotion train-bilabial`` (see the README).
 
 A component of this project, not of the four papers: an acoustic check on the phone source of
 the audio features (DiffPoseTalk Sec. 3.2 conditions on audio features; the ``phonetic``
@@ -35,7 +37,7 @@ CONTEXT = 3
 """Encoder frames on each side of the scored frame the classifier sees (±60 ms)."""
 RATE = 50.0
 """Frames per second of the encoder states and of the probabilities."""
-THRESHOLD = 0.9
+THRESHOLD = 0.5
 """Probability above which a frame is taken as a /p b m/ by :func:`add_bilabials`."""
 MIN_DURATION_S = 0.06
 """Shortest run of frames above the threshold that :func:`add_bilabials` takes as a /p b m/,
@@ -58,11 +60,12 @@ def stack_context(states: np.ndarray, context: int = CONTEXT) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class BilabialDetector:
-    """Weights of the detector: input standardisation and a ReLU MLP ``(2c+1)·d → h → 1``.
+    """Weights of the detector: K networks (an ensemble; K = 1 for one) whose probabilities are
+    averaged, each an input standardisation and a ReLU MLP ``(2c+1)·d → h → 1``.
 
     Attributes:
-        mean, std: ``[d]`` statistics of the encoder states it was trained on.
-        w1: ``[(2c+1)·d, h]``; b1: ``[h]``; w2: ``[h]``; b2: scalar.
+        mean, std: ``[K, d]`` statistics of the encoder states each was trained on.
+        w1: ``[K, (2c+1)·d, h]``; b1: ``[K, h]``; w2: ``[K, h]``; b2: ``[K]``.
         context: frames on each side (:data:`CONTEXT`).
     """
 
@@ -71,22 +74,42 @@ class BilabialDetector:
     w1: np.ndarray
     b1: np.ndarray
     w2: np.ndarray
-    b2: float
+    b2: np.ndarray
     context: int = CONTEXT
+
+    @property
+    def width(self) -> int:
+        """d, the width of the encoder states it reads (384 for tiny.en)."""
+        return int(self.mean.shape[-1])
 
     def probability(self, states: np.ndarray) -> np.ndarray:
         """Probability that each frame is inside a /p b m/, ``[F]`` float32, from encoder states
-        ``[F, d]`` at :data:`RATE` Hz.
+        ``[F, d]`` at :data:`RATE` Hz: the mean of the K networks' logistic outputs.
 
         Raises:
             ValueError: ``states`` is not ``[F, d]`` with the detector's ``d``.
         """
         states = np.asarray(states, np.float32)
-        if states.ndim != 2 or states.shape[1] != len(self.mean):
-            raise ValueError(f"encoder states of shape {states.shape}: expected [F, {len(self.mean)}]")
-        x = stack_context((states - self.mean) / self.std, self.context)
-        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
-        return (0.5 + 0.5 * np.tanh(0.5 * (hidden @ self.w2 + self.b2))).astype(np.float32)  # the logistic
+        if states.ndim != 2 or states.shape[1] != self.width:
+            raise ValueError(f"encoder states of shape {states.shape}: expected [F, {self.width}]")
+        total = np.zeros(len(states), np.float64)
+        for k in range(len(self.mean)):
+            x = stack_context((states - self.mean[k]) / self.std[k], self.context)
+            hidden = np.maximum(x @ self.w1[k] + self.b1[k], 0.0)
+            total += 0.5 + 0.5 * np.tanh(0.5 * (hidden @ self.w2[k] + self.b2[k]))  # the logistic
+        return (total / len(self.mean)).astype(np.float32)
+
+    def joined(self, other: "BilabialDetector") -> "BilabialDetector":
+        """The ensemble of this detector's networks and ``other``'s (same d, h and context).
+
+        Raises:
+            ValueError: the shapes or contexts differ.
+        """
+        if self.w1.shape[1:] != other.w1.shape[1:] or self.context != other.context:
+            raise ValueError(f"cannot join detectors of shapes {self.w1.shape[1:]} and {other.w1.shape[1:]} "
+                             f"(context {self.context} and {other.context})")
+        return BilabialDetector(*(np.concatenate([getattr(self, f), getattr(other, f)])
+                                  for f in ("mean", "std", "w1", "b1", "w2", "b2")), context=self.context)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights as ``.npz`` (float16 matrices), atomically."""
@@ -95,7 +118,7 @@ class BilabialDetector:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, mean=self.mean, std=self.std, w1=self.w1.astype(np.float16), b1=self.b1,
-                         w2=self.w2, b2=np.float32(self.b2), context=np.int64(self.context))
+                         w2=self.w2, b2=self.b2, context=np.int64(self.context))
 
 
 @functools.lru_cache(maxsize=4)
@@ -108,12 +131,14 @@ def load_detector(path: str | os.PathLike | None = None) -> BilabialDetector:
     path = Path(path) if path is not None else BUNDLED_PATH
     try:
         with np.load(path) as z:
-            return BilabialDetector(z["mean"].astype(np.float32), z["std"].astype(np.float32),
-                                    z["w1"].astype(np.float32), z["b1"].astype(np.float32),
-                                    z["w2"].astype(np.float32), float(z["b2"]), int(z["context"]))
+            arrays = {name: z[name].astype(np.float32) for name in ("mean", "std", "w1", "b1", "w2", "b2")}
+            context = int(z["context"])
     except (OSError, ValueError, KeyError) as error:
         raise DataError(f"{path}: cannot read the bilabial detector ({error}); reinstall facemotion "
                         "or retrain it with facemotion train-bilabial") from error
+    if arrays["w1"].ndim == 2:  # one network saved without the ensemble axis
+        arrays = {name: a[None] for name, a in arrays.items()}
+    return BilabialDetector(**arrays, context=context)
 
 
 CHUNK_S = 300.0
@@ -290,25 +315,29 @@ def train_detector(states: np.ndarray, labels: np.ndarray, hidden: int = 256, ep
             loss.backward()
             optimizer.step()
     first, last = net[0], net[3]
-    return BilabialDetector(mean.astype(np.float32), std.astype(np.float32),
-                            first.weight.detach().numpy().T.copy(), first.bias.detach().numpy().copy(),
-                            last.weight.detach().numpy()[0].copy(), float(last.bias.detach()[0]))
+    return BilabialDetector(mean[None].astype(np.float32), std[None].astype(np.float32),
+                            first.weight.detach().numpy().T[None].copy(), first.bias.detach().numpy()[None].copy(),
+                            last.weight.detach().numpy().copy(), last.bias.detach().numpy().copy())
 
 
 def train_bilabial_command(data: Sequence[str | os.PathLike], out: str | os.PathLike, hours: float = 1.5,
                            asr_model_dir: str | os.PathLike | None = None, seed: int = 0,
-                           overwrite: bool = False) -> Path:
+                           overwrite: bool = False, join: str | os.PathLike | None = None) -> Path:
     """``facemotion train-bilabial``: :func:`training_frames` then :func:`train_detector`, saved to
-    ``out`` (checked, and its folder locked, before any work). Returns ``out``.
+    ``out`` (checked, and its folder locked, before any work; with ``join``, that detector file
+    is read first and the new network joins its ensemble, :meth:`BilabialDetector.joined`).
+    Returns ``out``.
 
     Raises:
         OutputError: ``out`` exists (without ``overwrite``) or cannot be written.
-        DataError: see :func:`training_frames`.
+        DataError: see :func:`training_frames` and :func:`load_detector` (``join``).
     """
     from facemotion.export.outputs import check_output, output_folder
 
     with output_folder(Path(out).parent):
         out = check_output(out, overwrite=overwrite)
+        previous = load_detector.__wrapped__(join) if join is not None else None
         states, labels = training_frames(data, hours, asr_model_dir, seed)
-        train_detector(states, labels, seed=seed).save(out)
+        detector = train_detector(states, labels, seed=seed)
+        (detector if previous is None else previous.joined(detector)).save(out)
     return out

@@ -398,9 +398,9 @@ def _add_detected_bilabials(segments: list[PhoneSegment], wave: np.ndarray,
     from facemotion.errors import FacemotionWarning
 
     detector, model = load_detector(), load_whisper(model_dir)
-    if state_dim(model) != len(detector.mean):
+    if state_dim(model) != detector.width:
         warnings.warn(f"{model_dir}: Whisper states of width {state_dim(model)}, the bilabial detector "
-                      f"expects {len(detector.mean)} (tiny.en); /p b m/ come from the transcript only",
+                      f"expects {detector.width} (tiny.en); /p b m/ come from the transcript only",
                       FacemotionWarning, stacklevel=3)
         return segments
     return add_bilabials(segments, audio_probability(detector, model, wave))
