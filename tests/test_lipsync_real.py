@@ -61,7 +61,7 @@ def default_model_report(items, cache):
 #: what the shipped model measures on this subset (seed 0): closure rate, open/bilabial ratio, shut
 #: open vowels; a new model may fall short of it by about two /p b m/, a tenth of the ratio,
 #: one open vowel in thirty
-SHIPPED_LEVEL = (0.938, 5.52, 0.091)
+SHIPPED_LEVEL = (0.938, 5.34, 0.091)
 
 
 def test_default_model_keeps_its_level(default_model_report):
@@ -72,9 +72,10 @@ def test_default_model_keeps_its_level(default_model_report):
 
 
 @pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="the shipped model misses the real-speech targets (THRESHOLDS; on this subset: closure "
-                          "0.94, ratio 5.52, shut open vowels 0.091); strict, so a "
-                          "model that meets them makes this marker fail and be removed")
+                   reason="on this subset the shipped model misses the shut-open-vowel target (THRESHOLDS; closure "
+                          "0.94, ratio 5.34, shut open vowels 0.091; on all of realval + ARCTIC it meets "
+                          "them, see the README); strict, so a model that meets them here makes this "
+                          "marker fail and be removed")
 def test_default_model_meets_the_real_speech_targets(default_model_report):
     report = default_model_report
     assert report.passes(), report.summary()
