@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from facemotion.audio import bilabial, phones
-from facemotion.audio.bilabial import (BilabialDetector, add_bilabials, detections, load_detector,
-                                       stack_context, train_bilabial_command, train_detector)
+from facemotion.audio.bilabial import BilabialDetector, add_bilabials, detections, load_detector, stack_context
+from facemotion.data.bilabial import train_bilabial_command, train_detector, training_frames
 from facemotion.audio.io import load_audio
 from facemotion.audio.phones import PhoneSegment, force_align
 from facemotion.audio.whisper import encoder_states, load_whisper
@@ -129,7 +129,7 @@ def test_train_bilabial_on_a_tiny_corpus_learns_its_bilabials(tmp_path):
     (tmp_path / "c" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     out = train_bilabial_command([tmp_path / "c"], tmp_path / "d.npz", hours=1.0)
     detector = load_detector(out)
-    states, labels = bilabial.training_frames([tmp_path / "c"], 1.0)
+    states, labels = training_frames([tmp_path / "c"], 1.0)
     p = detector.probability(states)
     assert labels.sum() > 5 and p[labels == 1].mean() > p[labels == 0].mean() + 0.2
 

@@ -66,7 +66,7 @@ def _train(args) -> int:
 
 
 def _train_bilabial(args) -> int:
-    from facemotion.audio.bilabial import train_bilabial_command
+    from facemotion.data.bilabial import train_bilabial_command
 
     print(train_bilabial_command(args.data, args.out, hours=args.hours, asr_model_dir=args.asr_model_dir,
                                  seed=args.seed, overwrite=args.overwrite, join=args.join))
