@@ -117,6 +117,11 @@ def test_train_bilabial_refuses_an_existing_output_before_any_work(tmp_path):
     with pytest.raises(DataError, match="no-corpus"):
         train_bilabial_command([tmp_path / "no-corpus"], tmp_path / "e.npz")
     assert not (tmp_path / "e.npz").exists()
+    rng = np.random.default_rng(0)
+    train_detector(rng.normal(size=(64, 4)).astype(np.float32), np.zeros(64, np.float32), hidden=8,
+                   epochs=1).save(tmp_path / "small.npz")
+    with pytest.raises(DataError, match="cannot join"):  # before any corpus is read
+        train_bilabial_command([tmp_path / "no-corpus"], tmp_path / "e.npz", join=tmp_path / "small.npz")
 
 
 def test_train_bilabial_on_a_tiny_corpus_learns_its_bilabials(tmp_path):

@@ -44,10 +44,13 @@ MIN_DURATION_S = 0.06
 seconds: shorter runs fire mostly in laughter and breaths."""
 TOLERANCE_S = 0.04
 """A detection within this many seconds of a transcript /p b m/ is that /p b m/ (not added)."""
-BILABIALS = ("P", "B", "M")
+BILABIALS = frozenset(("P", "B", "M"))
+"""The phones it hears: ``VISEME_CLASSES["bilabial"]`` of :mod:`facemotion.audio.phones` (which
+imports this module, so it is not imported here)."""
 
 BUNDLED_PATH = Path(__file__).resolve().parent.parent / "pretrained" / "bilabial.npz"
-"""The shipped detector, trained on the default synthetic corpus with tiny.en's states."""
+"""The shipped detector (two networks on tiny.en's states: one trained on the default synthetic
+corpus, one on it and a spontaneously spoken corpus)."""
 
 
 def stack_context(states: np.ndarray, context: int = CONTEXT) -> np.ndarray:
@@ -202,8 +205,9 @@ def add_bilabials(segments: Sequence, probability: np.ndarray, threshold: float 
     """Phone segments with an ``"M"`` wherever the detector hears a /p b m/ they lack.
 
     Each run of :func:`detections` at least ``min_duration`` seconds long that overlaps no
-    /p b m/ of ``segments`` widened by ``tolerance`` seconds replaces what ``segments`` hold over its span with one ``"M"``
-    (``word`` None); the segments it cuts keep their parts outside it.
+    /p b m/ of ``segments`` widened by ``tolerance`` seconds replaces what ``segments`` hold
+    over its span with one ``"M"`` (``word`` None); the segments it cuts keep their parts
+    outside it.
 
     Args:
         segments: contiguous :class:`~facemotion.audio.phones.PhoneSegment` list, seconds.

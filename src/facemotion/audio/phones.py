@@ -355,7 +355,7 @@ def asr_phones(wave: np.ndarray, model_dir: str | os.PathLike | None = None,
     transcript lacks (fillers such as "um", "hm"); a Whisper model whose states are not as wide
     as the detector's (not tiny.en) is used without it, with a warning.
 
-    On the realval recordings and CMU ARCTIC a0009 this finds 0.907 of the force-aligned
+    On the realval recordings and CMU ARCTIC a0009 this finds 0.922 of the force-aligned
     /p b m/ within ±40 ms (0.884 without the detector; phone loop 0.597, word recognition
     0.620); the misses are mostly words Whisper tiny.en mishears ("M F A" heard as "and I
     feel", "clubs" as "clothes"). On 60 s of real speech (2 cores) Whisper takes ~2 s, the

@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from facemotion.audio.bilabial import BILABIALS, RATE, BilabialDetector, load_detector, stack_context
+from facemotion.audio.bilabial import BILABIALS, CONTEXT, RATE, BilabialDetector, load_detector, stack_context
+from facemotion.audio.io import SAMPLE_RATE
 from facemotion.errors import DataError
 
 
@@ -36,8 +37,9 @@ def training_frames(corpora: Sequence[str | os.PathLike], hours: float, model_di
     from tqdm import tqdm
 
     from facemotion.audio.io import load_audio
+    from facemotion.audio.phones import normalize_phone
     from facemotion.audio.whisper import encoder_states, load_whisper
-    from facemotion.data.native import read_manifest
+    from facemotion.data.native import load_motion, read_manifest
 
     rows = [(Path(corpus), row) for corpus in corpora for row in read_manifest(corpus, split="train")]
     np.random.default_rng(seed).shuffle(rows)
@@ -59,21 +61,20 @@ def training_frames(corpora: Sequence[str | os.PathLike], hours: float, model_di
             if total >= limit:
                 break
             wave = load_audio(corpus / row["audio"])
-            try:
-                with np.load(corpus / row["motion"]) as z:
-                    phones = json.loads(str(z["phones"]))
-            except (OSError, ValueError, KeyError) as error:
-                raise DataError(f"{corpus / row['motion']}: no readable phones ({error})") from error
-            count = int(np.ceil(len(wave) / 16000 * RATE))
+            motion = load_motion(corpus, row)
+            if "phones" not in motion:
+                raise DataError(f"{corpus / row['motion']}: no phones (not a facemotion synth clip)")
+            per_frame = int(SAMPLE_RATE / RATE)
+            count = int(np.ceil(len(wave) / per_frame))
             mark = np.zeros(count, np.float32)
-            for phone, start, end in phones:
-                if phone.rstrip("012") in BILABIALS:
+            for phone, start, end in json.loads(str(motion["phones"])):
+                if normalize_phone(phone) in BILABIALS:
                     mark[int(round(start * RATE)) : int(round(end * RATE))] = 1.0
-            if sum(map(len, waves)) + count * 320 > 29.5 * 16000:
+            if sum(map(len, waves)) + count * per_frame > 29.5 * SAMPLE_RATE:
                 flush()
-            waves.append(np.pad(wave, (0, count * 320 - len(wave))))
+            waves.append(np.pad(wave, (0, count * per_frame - len(wave))))
             marks.append(mark)
-            total += len(wave) / 16000
+            total += len(wave) / SAMPLE_RATE
             bar.update(round(total) - bar.n)
     flush()
     if not states:
@@ -81,7 +82,11 @@ def training_frames(corpora: Sequence[str | os.PathLike], hours: float, model_di
     return np.concatenate(states), np.concatenate(labels)
 
 
-def train_detector(states: np.ndarray, labels: np.ndarray, hidden: int = 256, epochs: int = 6,
+HIDDEN = 256
+"""Hidden units of each network :func:`train_detector` makes."""
+
+
+def train_detector(states: np.ndarray, labels: np.ndarray, hidden: int = HIDDEN, epochs: int = 6,
                    seed: int = 0) -> BilabialDetector:
     """Fit the detector on ``[F, d]`` states and ``[F]`` 0/1 labels: binary cross-entropy, AdamW
     (lr 1e-3, weight decay 0.01), batches of 1024 frames, dropout 0.2 on the hidden layer."""
@@ -117,13 +122,17 @@ def train_bilabial_command(data: Sequence[str | os.PathLike], out: str | os.Path
 
     Raises:
         OutputError: ``out`` exists (without ``overwrite``) or cannot be written.
-        DataError: see :func:`training_frames` and :func:`load_detector` (``join``).
+        DataError: see :func:`training_frames` and :func:`load_detector` (``join``); ``join``'s
+            networks are not of the new one's hidden size and context.
     """
     from facemotion.export.outputs import check_output, output_folder
 
     with output_folder(Path(out).parent):
         out = check_output(out, overwrite=overwrite)
-        previous = load_detector.__wrapped__(join) if join is not None else None
+        previous = load_detector(join) if join is not None else None
+        if previous is not None and (previous.w1.shape[2] != HIDDEN or previous.context != CONTEXT):
+            raise DataError(f"{join}: its networks (hidden {previous.w1.shape[2]}, context {previous.context}) "
+                            f"cannot join one of hidden {HIDDEN}, context {CONTEXT}")
         states, labels = training_frames(data, hours, asr_model_dir, seed)
         detector = train_detector(states, labels, seed=seed)
         (detector if previous is None else previous.joined(detector)).save(out)
